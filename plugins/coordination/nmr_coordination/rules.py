@@ -1,0 +1,445 @@
+"""Module 1 (missions coordonnées) rules, vectorised over all contracts of the periods.
+
+Per contract period (parameters read on the first active day of the period):
+
+- **Eligibility**: at least ``eligibility.min_gps`` GPs and ``eligibility.min_paramedicals``
+  paramedical professionals present (half-days > 0) during the period; otherwise one zero line.
+- **Patients** counted: declaration in force at some day of the active period; aged
+  ``patients.adult_age`` or more on its first day, or aged from ``patients.child_min_age`` and
+  seen at least ``patients.child_min_consultations`` times (distinct days) by a structure doctor
+  in the period; ALD patients included when ``patients.include_ald``.
+- **Class**: the row of ``size_classes`` whose bounds hold the count (redone each period).
+- **Part A** = patients × class ``patient_amount`` × pro-rata; **part B** = FTE × class
+  ``fte_amount`` × pro-rata, with FTE = Σ(half-days × days present) / (11 × active days).
+  Pro-rata (``payment.proration`` = days) = active days / days of the full contract year.
+- **Modulation**: ``objectives.share_at_stake`` of A + B depends on the score of the contract's
+  indicators (``objectives.indicators``, weighted), each scored by ``objectives.scoring``. Parts A
+  and B keep the rest and are paid by ``payment.instalments`` (80 % at the start, 20 % three months
+  later by default); the modulated part is paid once at the end of the period.
+
+Each line is rounded once (half-up to the cent); instalments round all but the last.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pandas as pd
+
+from nmr_engine.decimals import decimal_text, parse_decimal, percent_text
+from nmr_engine.money import format_eur, round_cents, split_instalments
+from nmr_engine.plugin import CalculationContext, Explanation, lines_frame
+from nmr_engine.plugin.helpers import source_lines
+from nmr_engine.plugin.intervals import overlap_days, suspended_days, with_nominal_days
+
+KEYS = ["contract_id", "period_id"]
+SCORINGS = ("all_or_nothing", "linear")
+
+
+def calculate(context: CalculationContext) -> pd.DataFrame:
+    periods = with_nominal_days(context)
+    if periods.empty:
+        return lines_frame([])
+    presence = _presence(context, periods)
+    patients = _patients(context, periods)
+    results = context.tables["objectives"]
+    # Rows of each (contract, period), found once (a boolean filter per period is quadratic).
+    objectives: dict = {}
+    for cid, pid, ind, achieved, target, floor, line in zip(
+        results["contract_id"], results["period_id"], results["indicator"], results["achieved"],
+        results["target"], results["floor"], results["_line"], strict=True,
+    ):  # fmt: skip
+        objectives.setdefault((cid, pid), {})[ind] = (achieved, target, floor, line)
+    records: list[dict] = []
+    for row in periods.itertuples(index=False):
+        key = (row.contract_id, row.period_id)
+        records += _period_lines(context, row, presence.get(key), patients.get(key), objectives.get(key, {}))
+    return lines_frame(records)
+
+
+# -- inputs per period --------------------------------------------------------------------
+def _period_params(context: CalculationContext, periods: pd.DataFrame) -> pd.DataFrame:
+    """Patient-count parameters in force on each period's first active day (one row per period)."""
+    out = periods[[*KEYS, "active_start", "active_end"]].copy()
+    for name in ("child_min_age", "adult_age", "child_min_consultations"):
+        out[name] = context.lookup(f"patients.{name}", out["contract_id"], out["active_start"]).values(missing=0)
+    include = context.lookup("patients.include_ald", out["contract_id"], out["active_start"])
+    out["include_ald"] = include.values(missing=True).astype(bool)
+    return out
+
+
+def _lines_text(lines, file: str) -> str:
+    """``source_lines`` of the rows whose file lines are ``lines``."""
+    frame = pd.DataFrame({"_line": lines})
+    frame.attrs["file"] = file
+    return source_lines(frame)
+
+
+def _presence(context: CalculationContext, periods: pd.DataFrame) -> dict:
+    """(contract, period) -> presence summary: half-day-days, GPs, paramedicals, source lines."""
+    prof = context.tables["professionals"]
+    file = prof.attrs.get("file", "professionals.csv")
+    m = prof.merge(periods[[*KEYS, "active_start", "active_end"]], on="contract_id")
+    m["_days"] = overlap_days(m, "present_from", "present_to", "active_start", "active_end")
+    m["_lo"] = m["present_from"].where(m["present_from"] > m["active_start"], m["active_start"])
+    m["_hi"] = m["present_to"].fillna(m["active_end"]).clip(upper=m["active_end"])
+    m["_days"] -= suspended_days(context, m, "_lo", "_hi")
+    m = m[(m["_days"] > 0) & (m["half_days_per_week"] > 0)].copy()
+    if m.empty:
+        return {}
+    m["_hd_days"] = m["half_days_per_week"].astype("int64") * m["_days"]
+    hd = m.groupby(KEYS, sort=False)["_hd_days"].sum()
+    people = m.drop_duplicates([*KEYS, "professional_id"])
+    roles = people.groupby([*KEYS, "role"], sort=False).size().unstack("role", fill_value=0)
+    n_people = people.groupby(KEYS, sort=False).size()
+    lines = m["_line"].to_numpy()
+    out = {}
+    for key, idx in m.groupby(KEYS, sort=False).indices.items():
+        r = roles.loc[key]
+        out[key] = {
+            "hd_days": int(hd[key]),
+            "gps": int(r.get("generaliste", 0)),
+            "paramedicals": int(r.get("paramedical", 0)),
+            "others": int(r.get("autre", 0)),
+            "people": int(n_people[key]),
+            "lines": _lines_text(lines[idx], file),
+        }
+    return out
+
+
+def _patients(context: CalculationContext, periods: pd.DataFrame) -> dict:
+    """(contract, period) -> counts of the patientèle (vectorised over every patient)."""
+    pat = context.tables["patients"]
+    file = pat.attrs.get("file", "patients.csv")
+    cons = context.tables["child_consultations"]
+    m = pat.merge(_period_params(context, periods), on="contract_id")
+    m = m[(m["declared_on"] <= m["active_end"]) & (m["ended_on"].isna() | (m["ended_on"] >= m["active_start"]))]
+    m = m.copy()
+    ref, birth = m["active_start"], m["birth_date"]
+    before_birthday = (ref.dt.month < birth.dt.month) | ((ref.dt.month == birth.dt.month) & (ref.dt.day < birth.dt.day))
+    m["_age"] = (ref.dt.year - birth.dt.year - before_birthday.astype("int64")).astype("int64")
+    seen = (
+        cons.groupby(["contract_id", "period_id", "patient_id"])["consultation_date"].nunique().rename("_consultations")
+    )
+    m = m.merge(seen.reset_index(), on=["contract_id", "period_id", "patient_id"], how="left")
+    m["_consultations"] = m["_consultations"].fillna(0).astype("int64")
+    young = m["_age"] < m["child_min_age"]
+    child = ~young & (m["_age"] < m["adult_age"])
+    child_ok = child & (m["_consultations"] >= m["child_min_consultations"])
+    ald = m["ald"].fillna(False).astype(bool)
+    ald_out = ald & ~m["include_ald"]
+    counted = ((~young & ~child) | child_ok) & ~ald_out
+    flags = pd.DataFrame(
+        {
+            "counted": counted,
+            "adults": ~young & ~child & counted,
+            "ald": ald & counted,
+            "children": child_ok,
+            "children_not": child & ~child_ok,
+            "young": young,
+            "ald_out": ald_out,
+        }
+    ).astype("int64")
+    flags[KEYS] = m[KEYS]
+    sums = flags.groupby(KEYS, sort=False).sum()
+    kept = m.loc[counted.to_numpy(), [*KEYS, "_line"]]
+    kept_lines = kept["_line"].to_numpy()
+    groups = kept.groupby(KEYS, sort=False).indices if len(kept) else {}
+    out = {}
+    for key, row in zip(sums.index, sums.itertuples(index=False), strict=True):
+        idx = groups.get(key)
+        out[key] = {
+            "counted": int(row.counted),
+            "adults": int(row.adults),
+            "ald": int(row.ald),
+            "children": int(row.children),
+            "children_not": int(row.children_not),
+            "young": int(row.young),
+            "ald_out": int(row.ald_out),
+            "lines": _lines_text(kept_lines[idx], file) if idx is not None and len(idx) else "aucune ligne",
+        }
+    return out
+
+
+# -- one contract period -------------------------------------------------------------------
+def _at(context: CalculationContext, name: str, row):
+    return context.at(name, row.active_start.date(), row.contract_id)
+
+
+def _period_lines(
+    context: CalculationContext, row, presence: dict | None, patients: dict | None, objective_rows=None
+) -> list[dict]:
+    presence = presence or {"hd_days": 0, "gps": 0, "paramedicals": 0, "others": 0, "people": 0, "lines": "aucune"}
+    patients = patients or {
+        "counted": 0, "adults": 0, "ald": 0, "children": 0, "children_not": 0, "young": 0, "ald_out": 0,
+        "lines": "aucune ligne",
+    }  # fmt: skip
+    p = {
+        name: _at(context, name, row)
+        for name in (
+            "eligibility.min_gps",
+            "eligibility.min_paramedicals",
+            "size_classes",
+            "fte.half_days_per_fte",
+            "objectives.share_at_stake",
+            "objectives.scoring",
+            "objectives.indicators",
+            "payment.instalments",
+            "payment.proration",
+            "patients.child_min_age",
+            "patients.adult_age",
+            "patients.child_min_consultations",
+            "patients.include_ald",
+        )
+    }
+    presence_input = (
+        "professionnels présents",
+        f"{presence['gps']} généraliste(s), {presence['paramedicals']} paramédical(aux), "
+        f"{presence['others']} autre(s) ({presence['lines']})",
+    )
+    min_gps, min_para = p["eligibility.min_gps"].value, p["eligibility.min_paramedicals"].value
+    if presence["gps"] < min_gps or presence["paramedicals"] < min_para:
+        return [
+            _record(
+                context,
+                row,
+                "forfait_non_eligible",
+                "Forfait de coordination — structure non éligible",
+                "unique",
+                row.period_end,
+                presence["people"],
+                0,
+                Explanation(
+                    summary="Forfait de coordination : structure non éligible dans la période, rien n'est dû",
+                    formula="0,00 €",
+                    inputs=(presence_input,),
+                    parameters=(p["eligibility.min_gps"], p["eligibility.min_paramedicals"]),
+                    reason=(
+                        f"la structure compte {presence['gps']} médecin(s) généraliste(s) et "
+                        f"{presence['paramedicals']} professionnel(s) paramédical(aux) présents dans la période ; "
+                        "il en faut au moins "
+                        f"{min_gps} et {min_para}"
+                    ),
+                ),
+            )
+        ]
+
+    n = patients["counted"]
+    size_class = next(
+        (c for c in p["size_classes"].value if c["min_patients"] <= n <= c["max_patients"]),
+        None,
+    )
+    if size_class is None:
+        return [
+            _record(
+                context, row, "forfait_sans_classe", "Forfait de coordination — aucune classe de taille", "unique",
+                row.period_end, n, 0,
+                Explanation(
+                    summary="Forfait de coordination : aucune classe de taille ne contient la patientèle",
+                    formula="0,00 €",
+                    inputs=(("patients comptés", str(n)),),
+                    parameters=(p["size_classes"],),
+                    reason=f"{n} patients : hors des bornes de la table des classes (paramètre size_classes)",
+                ),
+            )
+        ]  # fmt: skip
+
+    if p["payment.proration"].value == "days":
+        prorate = Fraction(int(row.active_days), int(row.nominal_days))
+        prorate_text = f" × {row.active_days}/{row.nominal_days} jours"
+    else:
+        prorate, prorate_text = Fraction(1), ""
+    share = Fraction(p["objectives.share_at_stake"].value)
+    fixed = 1 - share
+    hd_per_fte = p["fte.half_days_per_fte"].value
+    fte = Fraction(presence["hd_days"], hd_per_fte * int(row.active_days))
+    part_a = n * size_class["patient_amount"] * prorate
+    part_b = size_class["fte_amount"] * fte * prorate
+    class_text = (
+        f"classe {size_class['size_class']} ({size_class['min_patients']} à {size_class['max_patients']} patients)"
+    )
+    fixed_text = f" × (100 % − {percent_text(share)} modulés)" if share else ""
+    common_params = (
+        p["size_classes"],
+        p["payment.proration"],
+        p["objectives.share_at_stake"],
+        p["payment.instalments"],
+    )
+
+    records = []
+    a_total = round_cents(part_a * fixed)
+    records += _instalment_lines(
+        context,
+        row,
+        p["payment.instalments"],
+        component="part_a_patientele",
+        label="Part A — patientèle médecin traitant",
+        quantity=n,
+        total=a_total,
+        summary=f"Part A (temps de management) : {n} patients, {class_text}",
+        formula=f"{n} patients × {format_eur(size_class['patient_amount'])}{prorate_text}{fixed_text}",
+        inputs=(
+            (
+                "patients comptés",
+                f"{n} dont {patients['adults']} ayant déclaré leur médecin traitant (dont {patients['ald']} en ALD) et "
+                f"{patients['children']} enfant(s) vus au moins {p['patients.child_min_consultations'].value} fois "
+                f"({patients['lines']})",
+            ),
+            (
+                "patients non comptés",
+                f"{patients['children_not']} enfant(s) vus moins de {p['patients.child_min_consultations'].value} "
+                f"fois, {patients['young']} enfant(s) de moins de {p['patients.child_min_age'].value} ans"
+                + (f", {patients['ald_out']} patient(s) en ALD exclus" if patients["ald_out"] else ""),
+            ),
+            ("jours actifs de la période", f"{row.active_days} sur {row.nominal_days} (année de contrat complète)"),
+        ),
+        parameters=(
+            *common_params,
+            p["patients.child_min_age"],
+            p["patients.adult_age"],
+            p["patients.child_min_consultations"],
+            p["patients.include_ald"],
+        ),
+    )
+    b_total = round_cents(part_b * fixed)
+    records += _instalment_lines(
+        context,
+        row,
+        p["payment.instalments"],
+        component="part_b_temps_professionnels",
+        label="Part B — temps des professionnels (ETP)",
+        quantity=presence["people"],
+        total=b_total,
+        summary=f"Part B (temps de coordination) : {decimal_text(fte)} ETP, {class_text}",
+        formula=(
+            f"{decimal_text(fte)} ETP × {format_eur(size_class['fte_amount'])}{prorate_text}{fixed_text}, "
+            f"avec ETP = {presence['hd_days']} demi-journées×jours / ({hd_per_fte} × {row.active_days} jours) "
+            "exactement"
+        ),
+        inputs=(presence_input, ("demi-journées hebdomadaires × jours de présence", str(presence["hd_days"]))),
+        parameters=(*common_params, p["fte.half_days_per_fte"]),
+    )
+    if share:
+        records.append(_objectives_line(context, row, p, (part_a + part_b) * share, n, objective_rows))
+    return records
+
+
+def _instalment_lines(
+    context, row, instalments, *, component, label, quantity, total, summary, formula, inputs, parameters
+) -> list[dict]:
+    table = instalments.value
+    shares = [Fraction(r["share_percent"], 100) for r in table]
+    parts = split_instalments(total, shares)
+    names = ["unique"] if len(table) == 1 else [r["instalment"] for r in table]
+    out = []
+    for i, (spec, part, name) in enumerate(zip(table, parts, names, strict=True)):
+        due = row.active_start + pd.DateOffset(months=int(spec["months_after_start"]))
+        if len(table) == 1:
+            split_text = ""
+        elif i < len(table) - 1:
+            split_text = f" ; {name} {spec['share_percent']} % = {format_eur(part)}"
+        else:
+            split_text = f" ; {name} = {format_eur(total)} − {format_eur(total - part)} = {format_eur(part)}"
+        out.append(
+            _record(
+                context,
+                row,
+                component,
+                label,
+                name,
+                due,
+                quantity,
+                part,
+                Explanation(
+                    summary=summary + ("" if len(table) == 1 else f" — {name} ({spec['share_percent']} %)"),
+                    formula=f"{formula} = {format_eur(total)}{split_text}",
+                    inputs=inputs,
+                    parameters=parameters,
+                    rounding=(
+                        "montant de la part arrondi une fois au centime (demi-centime au supérieur) ; "
+                        "échéances arrondies de même, la dernière reçoit le reste"
+                    ),
+                ),
+            )
+        )
+    return out
+
+
+def _objectives_line(context, row, p, at_stake: Fraction, n: int, objective_rows=None) -> dict:
+    scoring = p["objectives.scoring"].value
+    indicators = p["objectives.indicators"].value
+    results = context.tables["objectives"]
+    mine = objective_rows or {}  # indicator -> (achieved, target, floor, file line) of this period
+    file = results.attrs.get("file", "objectives.csv")
+    total_weight = sum(i["weight"] for i in indicators)
+    score = Fraction(0)
+    inputs = []
+    for ind in indicators:
+        code, weight = ind["indicator"], ind["weight"]
+        if code not in mine:
+            s, text = Fraction(0), "résultat non transmis : noté 0"
+        else:
+            achieved_text, target_text, floor_text, line = mine[code]
+            achieved, target = parse_decimal(achieved_text), parse_decimal(target_text)
+            floor = parse_decimal(floor_text) if floor_text else Fraction(0)
+            s = _score(achieved, target, floor, scoring)
+            text = (
+                f"atteint {decimal_text(achieved)} pour une cible de {decimal_text(target)}"
+                + (f" (seuil {decimal_text(floor)})" if scoring == "linear" else "")
+                + f" : {percent_text(s)} acquis ({file}, ligne {int(line)})"
+            )
+        score += Fraction(weight, total_weight) * s
+        inputs.append((f"indicateur {code} (poids {weight}/{total_weight})", text))
+    amount = round_cents(at_stake * score)
+    explanation = Explanation(
+        summary=f"Part modulée par les objectifs de santé publique : {percent_text(score)} acquis",
+        formula=(
+            f"{percent_text(p['objectives.share_at_stake'].value)} × (part A + part B avant modulation) = "
+            f"{'' if Fraction(at_stake).denominator == 1 else '≈ '}{format_eur(round_cents(at_stake))} "
+            f"× {percent_text(score)} = {format_eur(amount)}"
+        ),
+        inputs=tuple(inputs),
+        parameters=(p["objectives.share_at_stake"], p["objectives.scoring"], p["objectives.indicators"]),
+        reason=None if amount else "aucun objectif de santé publique atteint dans la période (score nul)",
+        rounding="arrondi une fois au centime (demi-centime au supérieur)",
+    )
+    return _record(
+        context,
+        row,
+        "modulation_objectifs",
+        "Part modulée — objectifs de santé publique",
+        "unique",
+        row.period_end,
+        len(indicators),
+        amount,
+        explanation,
+    )
+
+
+def _score(achieved: Fraction, target: Fraction, floor: Fraction, scoring: str) -> Fraction:
+    """Share of one indicator's weight acquired (0 to 1)."""
+    if achieved >= target:
+        return Fraction(1)
+    if scoring == "all_or_nothing" or achieved <= floor:
+        return Fraction(0)
+    return (achieved - floor) / (target - floor)
+
+
+def _record(context, row, component, label, instalment, due, quantity, amount, explanation) -> dict:
+    return {
+        "contract_id": row.contract_id,
+        "module": context.module.code,
+        "period_id": row.period_id,
+        "component": component,
+        "label": label,
+        "payee_id": row.payee_id,
+        "instalment": instalment,
+        "due_date": pd.Timestamp(due),
+        "quantity": int(quantity),
+        "unit_amount_cents": pd.NA,
+        "amount_cents": int(amount),
+        "explanation": explanation,
+    }
+
+
+__all__ = ["SCORINGS", "calculate"]

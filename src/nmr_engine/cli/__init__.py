@@ -1,0 +1,1 @@
+"""The ``nmr`` command line."""

@@ -1,0 +1,336 @@
+"""The calculation: load a workspace (plugins, parameters, contracts, data) and compute lines.
+
+The core names no module: it asks the plugin registry which modules exist, reads
+the tables each declares, and calls each module's plugin once for all contracts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import attrs
+import numpy as np
+import pandas as pd
+
+from .contracts import load_contracts
+from .errors import InputError, NmrError, PluginError
+from .inputs import read_module_tables
+from .inputs.submissions import DataView
+from .model import DATE_DTYPE, Contract, _selected, module_periods_frame, select_periods
+from .parameters import ParameterStore, load_parameter_dir
+from .periods import DateRange, anchored_periods
+from .plugin.api import INSTALMENTS, LINE_COLUMNS, CalculationContext, Explanation, empty_lines
+from .plugin.manager import PluginRegistry
+
+
+@attrs.frozen
+class CalculationResult:
+    """Lines of a calculation (not posted), with the run's warnings."""
+
+    lines: pd.DataFrame
+    warnings: tuple[str, ...]
+    modules: dict[str, str]
+    periods: pd.DataFrame
+    #: Clear values of the inputs' personal identifiers (``Column(pseudonymise=True)``) read by the run.
+    identifiers: frozenset[str] = frozenset()
+
+    @property
+    def total_cents(self) -> int:
+        return int(self.lines["amount_cents"].sum())
+
+
+def load_parameters(registry: PluginRegistry) -> ParameterStore:
+    """Every module's dated parameters, from the folders the plugins declare."""
+    store = ParameterStore()
+    problems = []
+    for code, registered in registry.modules().items():
+        if registered.spec.parameters_dir is None:
+            continue
+        try:
+            for param in load_parameter_dir(registered.spec.parameters_dir, code):
+                store.add(param)
+        except InputError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise InputError(problems)
+    return store
+
+
+class Workspace:
+    """Contracts, data and plugins of one calculation."""
+
+    def __init__(
+        self,
+        contracts_dir: Path,
+        data_dir: Path,
+        registry: PluginRegistry | None = None,
+        run_date: dt.date | None = None,
+        known_on: dt.date | None = None,
+    ):
+        """``known_on``: compute with what the engine knew that day — each contract with the
+        history events recorded on or before it, each registered data file in the latest
+        version received on or before it (see ``contracts/history.py``, ``inputs/submissions.py``).
+        None: everything known now (the working files)."""
+        self.registry = registry or PluginRegistry()
+        self.contracts_dir = Path(contracts_dir)
+        self.data_dir = Path(data_dir)
+        self.run_date = run_date or dt.date.today()
+        self.known_on = known_on
+        self.parameters = load_parameters(self.registry)
+        self.contracts: list[Contract] = load_contracts(
+            self.contracts_dir, self.registry.modules().keys(), self.parameters, known_on
+        )
+        self.data = DataView.open(self.data_dir, known_on)
+
+    def contract(self, contract_id: str) -> Contract:
+        return next(c for c in self.contracts if c.id == contract_id)
+
+    def calculate(self, periods: list[str] | None = None, modules: list[str] | None = None) -> CalculationResult:
+        """Compute the lines of the selected periods (ids, years or dates; all when None).
+
+        Reads and validates every module's inputs first: any input problem raises
+        :class:`InputError` before any plugin runs."""
+        known = {c.id for c in self.contracts}
+        cut = cut_spans_frame(self.contracts, periods)
+        suspensions = suspensions_frame(self.contracts)
+        notes: list[str] = []
+        wanted = [m for m in self.registry.modules() if modules is None or m in modules]
+        prepared = []
+        problems = []
+        selections = []
+        for code in wanted:
+            spec = self.registry.modules()[code].spec
+            history = module_periods_frame(self.contracts, code)
+            selected = select_periods(history, periods)
+            selections.append(selected.assign(module=code))
+            if history.empty:
+                continue
+            try:
+                tables = read_module_tables(
+                    self.data_dir, code, spec.tables, known, history, view=self.data, cut=cut, notes=notes
+                )
+            except InputError as exc:
+                problems.extend(exc.problems)
+                continue
+            context = CalculationContext(spec, selected, history, tables, self.parameters, self.run_date, suspensions)
+            try:
+                extra = self.registry.validate_inputs(code, tables, context)
+            except Exception as exc:
+                raise PluginError(self.registry.modules()[code].plugin_name, f"validation : {exc}", None, code) from exc
+            problems.extend(extra)
+            prepared.append((code, context))
+        if problems:
+            raise InputError(problems)
+
+        frames = []
+        for code, context in prepared:
+            if context.periods.empty:
+                continue
+            frames.append(self._run_plugin(code, context))
+        lines = pd.concat(frames, ignore_index=True) if frames else empty_lines()
+        lines = lines.sort_values(["contract_id", "period_id", "module", "component", "instalment"], kind="stable")
+        return CalculationResult(
+            lines=lines.reset_index(drop=True),
+            warnings=tuple(sorted(self.parameters.stale_warnings)) + tuple(dict.fromkeys(notes)),
+            modules={code: self.registry.modules()[code].spec.version for code in wanted},
+            periods=pd.concat(selections, ignore_index=True) if selections else pd.DataFrame(),
+            identifiers=frozenset(_identifiers(context for _, context in prepared)),
+        )
+
+    def _run_plugin(self, code: str, context: CalculationContext) -> pd.DataFrame:
+        registered = self.registry.modules()[code]
+        try:
+            lines = self.registry.calculate(code, context)
+        except NmrError:
+            raise
+        except Exception as exc:
+            contract = _contract_in_traceback(exc) or self._failing_contract(code, context)
+            raise PluginError(registered.plugin_name, f"{type(exc).__name__}: {exc}", contract, code) from exc
+        lines = validate_lines(lines, code, context, registered.plugin_name)
+        return note_set_aside(lines, context)
+
+    def _failing_contract(self, code: str, context: CalculationContext) -> str | None:
+        """Find a contract on which the plugin fails alone, by bisection over the contracts
+        (a few reruns on subsets of the same inputs). None when it fails only on the whole."""
+        contracts = list(dict.fromkeys(context.periods["contract_id"]))
+        if len(contracts) <= 1:
+            return contracts[0] if contracts else None
+        while len(contracts) > 1:
+            half = len(contracts) // 2
+            for part in (contracts[:half], contracts[half:]):
+                if self._fails_on(code, context, part):
+                    contracts = part
+                    break
+            else:
+                return None
+        return contracts[0]
+
+    def _fails_on(self, code: str, context: CalculationContext, contracts: list[str]) -> bool:
+        try:
+            validate_lines(self.registry.calculate(code, restrict_context(context, contracts)), code, context, "")
+        except Exception:
+            return True
+        return False
+
+
+def _identifiers(contexts) -> set[str]:
+    """Clear values of the input columns declared ``pseudonymise=True`` (to hide before posting)."""
+    values: set[str] = set()
+    for context in contexts:
+        for spec in context.module.tables:
+            table = context.tables[spec.name]
+            for column in (c.name for c in spec.columns if c.pseudonymise):
+                values.update(s for s in (str(v) for v in table[column].dropna().unique()) if s.strip())
+    return values
+
+
+def note_set_aside(lines: pd.DataFrame, context: CalculationContext) -> pd.DataFrame:
+    """Add to the explanation of each line built from a file (its inputs name it) a warning
+    listing the rows of that file, in that contract period, set aside by a suspension or a
+    termination (see :func:`nmr_engine.inputs.reader.set_aside`)."""
+    found = [
+        (str(table.attrs.get("file", name)), item)
+        for name, table in context.tables.items()
+        for item in table.attrs.get("set_aside", ())
+    ]
+    if not found or lines.empty:
+        return lines
+    explanations = list(lines["explanation"])
+    periods = context.history
+    for file, item in found:  # one loop per set-aside group and period, not per record
+        own = periods[periods["contract_id"] == item["contract_id"]]
+        dates = pd.to_datetime(pd.Series(item["dates"]))
+        for period in own.itertuples(index=False):
+            inside = ((dates >= period.period_start) & (dates <= period.period_end)).to_numpy()
+            if not inside.any():
+                continue
+            shown = ", ".join(str(x) for x in np.asarray(item["lines"])[inside])
+            text = (
+                f"{int(inside.sum())} ligne(s) de {file} datée(s) dans cette période ne comptent pas "
+                f"({item['reason']}) : ligne(s) {shown}"
+            )
+            rows = (lines["contract_id"] == item["contract_id"]) & (lines["period_id"] == period.period_id)
+            for i in np.flatnonzero(rows.to_numpy()):
+                expl = explanations[i]
+                if any(file in str(value) for _, value in expl.inputs) and text not in expl.warnings:
+                    explanations[i] = attrs.evolve(expl, warnings=(*expl.warnings, text))
+    out = lines.copy()
+    out["explanation"] = explanations
+    return out
+
+
+def suspensions_frame(contracts: list[Contract]) -> pd.DataFrame:
+    """contract_id, start, end (datetimes): every suspension of the contracts."""
+    rows = [{"contract_id": c.id, "start": s.start, "end": s.end} for c in contracts for s in c.suspensions]
+    frame = pd.DataFrame(rows, columns=["contract_id", "start", "end"])
+    for col in ("start", "end"):
+        frame[col] = pd.to_datetime(frame[col]).astype(DATE_DTYPE)
+    return frame
+
+
+def cut_spans_frame(contracts: list[Contract], periods: list[str] | None = None) -> pd.DataFrame:
+    """contract_id, start, end, reason, note: the spans where a contract pays nothing (suspensions,
+    days after a termination), as datetimes comparable with the input tables' date columns.
+    ``note``: the span touches one of the selected ``periods`` (rows set aside there are reported)."""
+    rows = []
+    for c in contracts:
+        spans = c.cut_spans()
+        if not spans:
+            continue
+        selected = [p.span for p in c.periods() if not periods or _selected(p.span, periods)]
+        if c.terminated_on is not None and periods and c.signed_end is not None:
+            tail = DateRange(c.terminated_on, c.signed_end)
+            selected += [s for s in anchored_periods(tail, *c.anchor) if _selected(s, periods)]
+        for span, reason in spans:
+            note = any(span.overlaps(s) for s in selected)
+            rows.append({"contract_id": c.id, "start": span.start, "end": span.end, "reason": reason, "note": note})
+    frame = pd.DataFrame(rows, columns=["contract_id", "start", "end", "reason", "note"])
+    for col in ("start", "end"):
+        frame[col] = pd.to_datetime(frame[col]).astype(DATE_DTYPE)
+    return frame
+
+
+def restrict_context(context: CalculationContext, contracts: list[str]) -> CalculationContext:
+    """The same calculation limited to some contracts (their periods and input rows)."""
+    keep = set(contracts)
+
+    def only(frame: pd.DataFrame) -> pd.DataFrame:
+        if "contract_id" not in frame:
+            return frame
+        out = frame[frame["contract_id"].isin(keep)].reset_index(drop=True)
+        out.attrs = dict(frame.attrs)
+        return out
+
+    return attrs.evolve(
+        context,
+        periods=only(context.periods),
+        history=only(context.history),
+        tables={name: only(t) for name, t in context.tables.items()},
+        suspensions=only(context.suspensions),
+    )
+
+
+def _contract_in_traceback(exc: Exception) -> str | None:
+    return getattr(exc, "contract_id", None)
+
+
+def validate_lines(lines, module: str, context: CalculationContext, plugin: str) -> pd.DataFrame:
+    """Check a plugin's output; keep the lines of the selected periods. Raises PluginError
+    naming the plugin, the module and, when a line is at fault, its contract."""
+
+    def fail(message: str, contract: str | None = None) -> PluginError:
+        return PluginError(plugin, message, contract, module)
+
+    if lines is None:
+        raise fail("nmr_calculate n'a rien renvoyé (un tableau de lignes est attendu)")
+    if not isinstance(lines, pd.DataFrame):
+        raise fail(f"nmr_calculate doit renvoyer un DataFrame, reçu {type(lines).__name__}")
+    missing = [c for c in LINE_COLUMNS if c not in lines.columns]
+    if missing:
+        raise fail(f"colonnes manquantes dans les lignes : {', '.join(missing)}")
+    for col in ("quantity", "amount_cents", "unit_amount_cents"):
+        if not pd.api.types.is_integer_dtype(lines[col].dtype):
+            message = f"la colonne {col} doit être entière (centimes), reçu {lines[col].dtype}"
+            raise fail(message, _first_non_integer(lines, col))
+    if lines["amount_cents"].isna().any():
+        raise fail("montant manquant sur une ligne", lines.loc[lines["amount_cents"].isna(), "contract_id"].iloc[0])
+    bad_module = lines["module"] != module
+    if bad_module.any():
+        row = lines[bad_module].iloc[0]
+        raise fail(f"ligne d'un autre module ({row['module']})", row["contract_id"])
+    bad_inst = ~lines["instalment"].isin(INSTALMENTS)
+    if bad_inst.any():
+        row = lines[bad_inst].iloc[0]
+        raise fail(f"échéance inconnue « {row['instalment']} »", row["contract_id"])
+    not_explained = ~lines["explanation"].map(lambda e: isinstance(e, Explanation) and bool(e.summary))
+    if not_explained.any():
+        row = lines[not_explained].iloc[0]
+        raise fail(f"ligne « {row['component']} » sans explication", row["contract_id"])
+    known = set(zip(context.history["contract_id"], context.history["period_id"], strict=True))
+    keys = list(zip(lines["contract_id"], lines["period_id"], strict=True))
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise fail(f"ligne pour une période inconnue {unknown[0][1]}", unknown[0][0])
+    wanted = set(zip(context.periods["contract_id"], context.periods["period_id"], strict=True))
+    keep = [k in wanted for k in keys]
+    out = lines.loc[keep].reset_index(drop=True)  # .loc: an empty list selects no row, not no column
+    key_cols = ["contract_id", "period_id", "component", "payee_id", "instalment"]
+    dup = out.duplicated(key_cols)
+    if dup.any():
+        row = out[dup].iloc[0]
+        raise fail(f"deux lignes pour la même composante « {row['component']} »", row["contract_id"])
+    return out
+
+
+def _first_non_integer(lines: pd.DataFrame, col: str) -> str | None:
+    """Contract of the first line whose value in ``col`` is not a whole number (or the first line)."""
+    if lines.empty:
+        return None
+    values = lines[col]
+    try:
+        bad = values.notna() & (values != values.round())
+    except TypeError:
+        bad = values.map(lambda v: not isinstance(v, int))
+    rows = lines.loc[bad.fillna(True).astype(bool), "contract_id"]
+    return str(rows.iloc[0]) if not rows.empty else str(lines["contract_id"].iloc[0])

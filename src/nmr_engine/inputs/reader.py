@@ -1,0 +1,429 @@
+"""Read CSV input tables and validate them against a :class:`TableSpec`.
+
+Files are UTF-8 CSV with a header line, separated by ``;`` (French spreadsheets) or
+``,`` (detected from the header). Every problem names the file, the line (the header
+is line 1) and the column; all problems of all tables are reported together and
+nothing is computed when there is one.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import MAX_PROBLEMS_PER_CHECK, InputError, Problem, row_problems
+from ..model import DATE_DTYPE
+from ..plugin.api import TableSpec
+
+_TRUE = {"1", "true", "vrai", "oui", "yes"}
+_FALSE = {"0", "false", "faux", "non", "no"}
+
+
+def _line_of_byte(path: Path, offset: int) -> int:
+    with open(path, "rb") as fh:
+        return fh.read(offset).count(b"\n") + 1
+
+
+def _sniff_separator(path: Path) -> str:
+    with open(path, "rb") as fh:
+        header = fh.readline()
+    return ";" if header.count(b";") >= header.count(b",") and b";" in header else ","
+
+
+def read_table(
+    path: Path | None, spec: TableSpec, known_contracts: set[str] | None = None, label: str | None = None
+) -> pd.DataFrame:
+    """Read and validate one table. Adds ``_line`` (1-based line in the file);
+    ``frame.attrs['file']`` holds the path (or ``label``, e.g. a recorded version's name).
+    ``path`` None: a file not yet received, read as empty. Raises :class:`InputError`."""
+    file = label or str(path)
+    if path is None or not Path(path).exists():
+        if spec.optional or path is None:
+            frame = pd.DataFrame({c.name: pd.Series(dtype=_dtype(c.type)) for c in spec.columns})
+            frame["_line"] = pd.Series(dtype="int64")
+            frame.attrs["file"] = file
+            return frame
+        raise InputError([Problem(file, "fichier de données introuvable")])
+    path = Path(path)
+    raw = _read_fast(path)
+    try:
+        raw = (
+            raw
+            if raw is not None
+            else pd.read_csv(
+                path,
+                sep=_sniff_separator(path),
+                dtype=str,
+                keep_default_na=False,
+                encoding="utf-8",
+                encoding_errors="strict",
+                skipinitialspace=False,
+                quoting=csv.QUOTE_MINIMAL,
+            )
+        )
+    except UnicodeDecodeError as exc:
+        line = _find_bad_utf8_line(path)
+        raise InputError([Problem(file, f"le fichier n'est pas encodé en UTF-8 ({exc.reason})", line)]) from None
+    except pd.errors.ParserError as exc:
+        raise InputError([Problem(file, f"CSV illisible : {exc}")]) from None
+    except pd.errors.EmptyDataError:
+        raise InputError([Problem(file, "fichier vide : une ligne d'en-tête est attendue", 1)]) from None
+
+    raw.columns = [c.strip() for c in raw.columns]
+    missing = [c.name for c in spec.columns if c.name not in raw.columns]
+    if missing:
+        raise InputError(
+            [
+                Problem(file, f"colonne obligatoire manquante (colonnes lues : {', '.join(raw.columns)})", 1, m)
+                for m in missing
+            ]
+        )
+    lines = pd.RangeIndex(2, len(raw) + 2)
+    problems: list[Problem] = []
+    out = {}
+    for col in spec.columns:
+        values = raw[col.name].str.strip()
+        out[col.name] = _convert(values, col, file, lines, problems)
+    frame = pd.DataFrame(out, copy=False)  # the converted columns are new already
+    frame["_line"] = np.asarray(lines, dtype=np.int64)
+    frame.attrs["file"] = file
+
+    if known_contracts is not None and "contract_id" in frame:
+        unknown = ~frame["contract_id"].isin(known_contracts) & frame["contract_id"].ne("")
+        problems += row_problems(
+            frame,
+            unknown,
+            "contract_id",
+            lambda r: f"contrat inconnu « {r['contract_id']} » (absent du dossier des contrats)",
+        )
+    if spec.unique:
+        dup = _duplicated(frame, list(spec.unique))
+        if dup.any():
+            first = frame[frame.duplicated(list(spec.unique), keep=False) & ~dup]
+            first_line = {
+                tuple(k): ln
+                for k, ln in zip(first[list(spec.unique)].itertuples(index=False), first["_line"], strict=True)
+            }
+            problems += row_problems(
+                frame,
+                dup,
+                ",".join(spec.unique),
+                lambda r: (
+                    "ligne en double (même "
+                    + ", ".join(spec.unique)
+                    + f" que la ligne {first_line.get(tuple(r[c] for c in spec.unique), '?')})"
+                ),
+            )
+    if problems:
+        raise InputError(problems)
+    return frame
+
+
+def _read_fast(path: Path) -> pd.DataFrame | None:
+    """Read with pyarrow's multithreaded CSV parser into the same frame ``pd.read_csv(dtype=str,
+    keep_default_na=False)`` gives — for plain files only: no quote character, no BOM, unique
+    header names, at least one row. Anything else (and any error) returns None and the file is
+    read by pandas' C parser, whose results and error messages stay the reference."""
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        return None
+    with open(path, "rb") as fh:
+        head = fh.read(3)
+        if head == b"\xef\xbb\xbf":
+            return None
+        fh.seek(0)
+        header = fh.readline()
+        while chunk := fh.read(1 << 24):
+            if b'"' in chunk:
+                return None
+    if b'"' in header:
+        return None
+    sep = _sniff_separator(path)
+    try:
+        names = header.decode("utf-8").rstrip("\r\n").split(sep)
+    except UnicodeDecodeError:
+        return None
+    if len(set(names)) != len(names) or "" in names:  # pandas would rename them ("a.1", "Unnamed: 2")
+        return None
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(encoding="utf8"),
+            parse_options=pacsv.ParseOptions(delimiter=sep, quote_char=False, newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                strings_can_be_null=False,
+                check_utf8=True,
+            ),
+        )
+    except (pa.ArrowException, OSError, ValueError):
+        return None
+    if table.num_rows == 0 or table.column_names != names:
+        return None
+    string = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' default ``str`` dtype
+    frame = table.to_pandas(types_mapper={pa.string(): string}.get)
+    return frame if all(isinstance(t, pd.StringDtype) for t in frame.dtypes) else None
+
+
+def _find_bad_utf8_line(path: Path) -> int:
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return data[: exc.start].count(b"\n") + 1
+    return 1
+
+
+def _dtype(kind: str) -> str:
+    return {"str": "object", "int": "Int64", "money": "Int64", "date": DATE_DTYPE, "bool": "boolean"}[kind]
+
+
+def _convert(values: pd.Series, col, file: str, lines, problems: list[Problem]) -> pd.Series:
+    empty = values.eq("")
+    if col.required and empty.any():
+        _report_values(problems, file, lines, empty, col.name, values, lambda v: "valeur obligatoire manquante")
+    if col.type == "str":
+        if col.choices is not None:
+            bad = ~values.isin(col.choices) & ~empty
+            _report_values(
+                problems,
+                file,
+                lines,
+                bad,
+                col.name,
+                values,
+                lambda v: f"valeur « {v} » inattendue ; attendu l'une de : {', '.join(col.choices)}",
+            )
+        return values
+    if col.type == "date":
+        parsed = _parse_dates(values, empty)
+        bad = parsed.isna() & ~empty
+        _report_values(
+            problems, file, lines, bad, col.name, values, lambda v: f"date attendue au format AAAA-MM-JJ, reçu « {v} »"
+        )
+        return parsed
+    if col.type == "bool":
+        low = values.str.lower()
+        bad = ~low.isin(_TRUE | _FALSE) & ~empty
+        _report_values(
+            problems, file, lines, bad, col.name, values, lambda v: f"booléen attendu (oui/non, 1/0), reçu « {v} »"
+        )
+        return low.isin(_TRUE).astype("boolean").where(~empty, pd.NA)
+    if col.type == "int":
+        ok = values.str.fullmatch(r"[+-]?\d{1,15}")
+        bad = ~ok & ~empty
+        _report_values(problems, file, lines, bad, col.name, values, lambda v: f"nombre entier attendu, reçu « {v} »")
+        parsed = pd.to_numeric(values.where(ok), errors="coerce").astype("Int64")
+    else:  # money: euros with at most two decimals -> cents, without floats
+        ok = values.str.fullmatch(r"[+-]?\d{1,13}(?:[.,]\d{1,2})?")
+        bad = ~ok & ~empty
+        _report_values(
+            problems,
+            file,
+            lines,
+            bad,
+            col.name,
+            values,
+            lambda v: f"montant attendu en euros (au plus deux décimales), reçu « {v} »",
+        )
+        norm = values.where(ok, "0").str.replace(",", ".", regex=False)
+        parts = norm.str.split(".", n=1, expand=True).reindex(columns=[0, 1]).fillna("")
+        sign = np.where(parts[0].str.startswith("-"), -1, 1)
+        whole = pd.to_numeric(parts[0].str.lstrip("+-")).astype("int64")
+        frac = pd.to_numeric(parts[1].str.ljust(2, "0").replace("", "00")).astype("int64")
+        parsed = pd.Series(sign * (whole * 100 + frac), index=values.index).astype("Int64").where(ok, pd.NA)
+    if col.min is not None:
+        below = parsed.lt(col.min).fillna(False).astype(bool)
+        _report_values(
+            problems,
+            file,
+            lines,
+            below,
+            col.name,
+            values,
+            lambda v: f"valeur {v} inférieure au minimum autorisé ({col.min})",
+        )
+    return parsed
+
+
+def _parse_dates(values: pd.Series, empty: pd.Series) -> pd.Series:
+    """``AAAA-MM-JJ`` text -> dates (NaT when empty or invalid), parsing each distinct text once."""
+    codes, uniques = pd.factorize(values.where(~empty))
+    parsed = pd.to_datetime(pd.Series(uniques, dtype=object), format="%Y-%m-%d", errors="coerce").astype(DATE_DTYPE)
+    days = np.append(parsed.to_numpy(), np.datetime64("NaT", "ns"))
+    return pd.Series(days[codes], index=values.index, dtype=DATE_DTYPE)
+
+
+def _duplicated(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """``frame.duplicated(columns)`` computed on one int64 key built from per-column codes."""
+    key = np.zeros(len(frame), dtype=np.int64)
+    span = 1
+    for col in columns:
+        codes, uniques = pd.factorize(frame[col])
+        n = len(uniques) + 1  # + the missing-value code (-1 -> 0)
+        if span * n >= 2**62:
+            return frame.duplicated(columns, keep="first")
+        key = key * n + (codes.astype(np.int64) + 1)
+        span *= n
+    dup = np.ones(len(key), dtype=bool)
+    dup[np.unique(key, return_index=True)[1]] = False  # first occurrence of each key
+    return pd.Series(dup, index=frame.index)
+
+
+def _report_values(problems, file, lines, mask, field, values, message) -> None:
+    if not mask.any():
+        return
+    idx = np.flatnonzero(mask.to_numpy())
+    for i in idx[:MAX_PROBLEMS_PER_CHECK]:
+        problems.append(Problem(file, message(values.iloc[i]), int(lines[i]), field))
+    if len(idx) > MAX_PROBLEMS_PER_CHECK:
+        problems.append(
+            Problem(file, f"… {len(idx) - MAX_PROBLEMS_PER_CHECK} autre(s) ligne(s) dans ce cas", None, field)
+        )
+
+
+def assign_periods(frame: pd.DataFrame, date_column: str, periods: pd.DataFrame, module: str) -> pd.DataFrame:
+    """Add ``period_id`` to each row: the module period of its contract containing its date.
+
+    Rows dated outside every active period of the module for their contract are errors."""
+    if frame.empty:
+        frame = frame.copy()
+        frame["period_id"] = pd.Series(dtype="object")
+        return frame
+    period_ids, inside = _period_of_rows(frame["contract_id"], frame[date_column], periods)
+    result = frame.copy(deep=False)  # copy-on-write: adding a column leaves the input intact
+    result["period_id"] = np.where(inside, period_ids, None)
+    bad = ~inside
+    if bad.any():
+        file = frame.attrs.get("file", "?")
+        problems = []
+        bad_rows = result[bad]
+        for _, row in bad_rows.head(MAX_PROBLEMS_PER_CHECK).iterrows():
+            problems.append(
+                Problem(
+                    file,
+                    f"date {row[date_column]:%d/%m/%Y} hors de toute période du contrat {row['contract_id']} "
+                    f"pour le module « {module} »",
+                    int(row["_line"]),
+                    date_column,
+                )
+            )
+        if len(bad_rows) > MAX_PROBLEMS_PER_CHECK:
+            problems.append(
+                Problem(file, f"… {len(bad_rows) - MAX_PROBLEMS_PER_CHECK} autre(s) ligne(s)", None, date_column)
+            )
+        raise InputError(problems)
+    result.attrs = dict(frame.attrs)
+    return result
+
+
+def set_aside(frame: pd.DataFrame, date_column: str, cut: pd.DataFrame | None, notes: list[str] | None) -> pd.DataFrame:
+    """Drop the rows dated inside a span where their contract pays nothing (suspension, days after
+    a termination): ``cut`` has contract_id, start, end, reason (and optionally ``note``: False to
+    leave it out of ``notes``, e.g. a span outside the periods computed). Each group dropped is
+    noted (French, with the file and lines) in ``notes`` and listed in ``attrs['set_aside']``
+    (contract_id, reason, lines, dates)."""
+    if cut is None or cut.empty or frame.empty:
+        return frame
+    drop = np.zeros(len(frame), dtype=bool)
+    dates = frame[date_column]
+    aside = []
+    for row in cut.itertuples(index=False):  # one loop per contract event, not per record
+        hit = (frame["contract_id"] == row.contract_id) & (dates >= row.start) & (dates <= row.end)
+        hit = hit.fillna(False).to_numpy(dtype=bool)
+        if hit.any():
+            aside.append(
+                {
+                    "contract_id": row.contract_id,
+                    "reason": row.reason,
+                    "lines": frame["_line"].to_numpy()[hit].tolist(),
+                    "dates": dates.to_numpy()[hit].tolist(),
+                }
+            )
+        if hit.any() and notes is not None and getattr(row, "note", True):
+            lines = frame["_line"].to_numpy()[hit]
+            shown = ", ".join(str(x) for x in lines[:20]) + ("…" if len(lines) > 20 else "")
+            notes.append(
+                f"{frame.attrs.get('file', '?')} : {int(hit.sum())} ligne(s) du contrat {row.contract_id} datée(s) "
+                f"pendant une période sans paiement ({row.reason}) sont écartées (ligne(s) {shown})"
+            )
+        drop |= hit
+    if not drop.any():
+        return frame
+    out = frame[~drop].reset_index(drop=True)
+    # The core reads it back to say, in the explanation of each line built from this file in
+    # that period, which rows were set aside and why.
+    out.attrs = {**frame.attrs, "set_aside": aside}
+    return out
+
+
+def _period_of_rows(contracts: pd.Series, dates: pd.Series, periods: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """For each row, the period of its contract whose active span starts last on or before its
+    date (as ``merge_asof(direction="backward")`` by contract), and whether the date is also
+    before that span's end. Binary search on (contract code, day) keys; no sort of the rows."""
+    right = periods[["contract_id", "period_id", "active_start", "active_end"]]
+    categories = pd.Index(pd.unique(right["contract_id"]))
+    r_code = categories.get_indexer(right["contract_id"]).astype(np.int64)
+    codes, uniques = pd.factorize(contracts)  # hash the long column once, map its few values
+    l_code = np.append(categories.get_indexer(uniques), -1).astype(np.int64)[codes]
+    ns_per_day = 86_400_000_000_000
+    r_start = right["active_start"].to_numpy().view(np.int64)
+    r_end = right["active_end"].to_numpy().view(np.int64)
+    l_time = dates.to_numpy().astype("datetime64[ns]")
+    l_code = np.where(np.isnat(l_time), -1, l_code)  # a missing date is in no period
+    l_ns = np.where(np.isnat(l_time), 0, l_time.view(np.int64))
+    l_day, r_day = l_ns // ns_per_day, r_start // ns_per_day
+    low = min(int(l_day.min(initial=0)), int(r_day.min(initial=0)))
+    width = max(int(l_day.max(initial=0)), int(r_day.max(initial=0))) - low + 1
+    order = np.lexsort((r_start, r_code))
+    r_key = r_code[order] * width + (r_day[order] - low)
+    l_key = l_code * width + (l_day - low)
+    pos = np.searchsorted(r_key, l_key, side="right") - 1
+    found = (pos >= 0) & (l_code >= 0)
+    pos = np.where(found, pos, 0)
+    found &= r_code[order][pos] == l_code
+    inside = found & (l_ns <= r_end[order][pos])
+    return right["period_id"].to_numpy(dtype=object)[order][pos], inside
+
+
+def read_module_tables(
+    data_dir: Path,
+    module_code: str,
+    specs,
+    known_contracts: set[str],
+    periods: pd.DataFrame,
+    *,
+    view=None,
+    cut: pd.DataFrame | None = None,
+    notes: list[str] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Read every table a module declares from ``<data_dir>/<module_code>/``.
+
+    ``view`` (a :class:`~nmr_engine.inputs.submissions.DataView`) chooses which version of
+    each file to read; ``cut`` lists spans where a contract pays nothing (rows dated there are
+    set aside, see :func:`set_aside`); ``notes`` collects warnings."""
+    tables: dict[str, pd.DataFrame] = {}
+    problems: list[Problem] = []
+    for spec in specs:
+        path = Path(data_dir) / module_code / f"{spec.name}.csv"
+        label = None
+        try:
+            if view is not None:
+                path, label, warnings = view.locate(f"{module_code}/{spec.name}.csv")
+                if notes is not None:
+                    notes.extend(warnings)
+            frame = read_table(path, spec, known_contracts, label)
+            if spec.event_date:
+                frame = set_aside(frame, spec.event_date, cut, notes)
+                frame = assign_periods(frame, spec.event_date, periods, module_code)
+            tables[spec.name] = frame
+        except InputError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise InputError(problems)
+    return tables

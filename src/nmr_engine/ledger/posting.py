@@ -1,0 +1,408 @@
+"""Posting: what is due now minus what was already posted, per key, in one transaction.
+
+:func:`prepare` computes the lines (``Workspace.calculate``), keeps those due on the
+run date, pseudonymises their texts and fingerprints their inputs and parameters:
+it never touches the ledger. :func:`commit` then, holding the ledger's write lock,
+diffs them against the posted entries for each (contract, module, period, component,
+payee, instalment) and appends the differences as one run. Unchanged inputs post
+nothing; a corrected input posts one regularisation per changed key, linked to the
+entries it corrects. Entry ids derive from the key, the number of entries already
+posted for it and the amount, so a retried run writes the same entries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pandas as pd
+import yaml
+
+from ..engine import Workspace
+from ..errors import PluginError
+from ..money import format_eur
+from ..pseudonym import Pseudonymiser, Scrubber
+from .hashchain import canonical_json, seal_entries, seal_run, sha256_text
+from .model import INSTALMENT_LABELS, KEY_FIELDS, KIND_OF_INSTALMENT, Entry, Run
+from .store import LedgerStore, Progress
+
+Key = tuple[str, ...]
+
+
+@attrs.frozen
+class DueLine:
+    """A line due on the run date, ready to be posted (texts already pseudonymised)."""
+
+    key: Key
+    label: str
+    due_date: dt.date
+    amount_cents: int
+    explanation: dict[str, Any]
+    input_fingerprint: str
+    parameter_fingerprint: str
+    plugin: str
+    plugin_version: str
+
+
+@attrs.frozen
+class Proposal:
+    """What is due now for the selected periods; computed without reading the ledger."""
+
+    run_date: dt.date
+    selectors: tuple[str, ...]
+    lines: tuple[DueLine, ...]
+    #: (contract, module, period) computed: a posted key there that no line produces any more is due 0.
+    scope: frozenset[tuple[str, str, str]]
+    #: keys whose instalment falls due after the run date: left alone.
+    not_yet_due: frozenset[Key]
+    input_fingerprint: str
+    parameter_fingerprint: str
+    plugins: dict[str, str]
+    #: The knowledge date computed with (None: the working files) and the data files read,
+    #: {"data/<module>/<table>.csv": sha256}, as recorded on the run.
+    known_on: dt.date | None = None
+    data_files: dict[str, str] = attrs.field(factory=dict)
+
+    @property
+    def due_cents(self) -> int:
+        return sum(line.amount_cents for line in self.lines)
+
+
+@attrs.frozen
+class PostResult:
+    """The run written (None when nothing was new) and its entries."""
+
+    proposal: Proposal
+    run: Run | None = None
+    entries: tuple[Entry, ...] = ()
+
+    @property
+    def total_cents(self) -> int:
+        return sum(e.amount_cents for e in self.entries)
+
+    def count(self, kind: str) -> int:
+        return sum(1 for e in self.entries if e.kind == kind)
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def files_fingerprint(files: dict[str, Path]) -> str:
+    """sha256 over 'name<TAB>sha256(content)' lines, sorted by name."""
+    text = "\n".join(f"{name}\t{file_digest(path)}" for name, path in sorted(files.items()))
+    return sha256_text(text)
+
+
+def _data_digest(path: Path, aliases: Mapping[str, str] | None) -> str:
+    """A data file's sha256, or the original's when ``aliases`` maps it (pseudonymised copies)."""
+    digest = file_digest(path)
+    return aliases.get(digest, digest) if aliases else digest
+
+
+def contract_digest(path: Path, known_on: dt.date | None) -> str:
+    """sha256 of a contract file; under ``known_on``, for a file with a ``history:``, of the
+    contract as known that day (its YAML without the history events recorded later, canonical
+    JSON), so appending a later amendment to the file does not change what an earlier run
+    computed with."""
+    text = Path(path).read_text(encoding="utf-8")
+    if known_on is None or "history:" not in text:  # nothing recorded later: the file as it is
+        return file_digest(path)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    raw = yaml.load(text, Loader=loader)
+    if isinstance(raw, dict) and isinstance(raw.get("history"), list):
+
+        def known(event: Any) -> bool:
+            if not isinstance(event, dict):
+                return True
+            when = event.get("recorded_on", event.get("date"))
+            try:
+                return dt.date.fromisoformat(str(when)) <= known_on
+            except ValueError:
+                return True
+
+        raw = {**raw, "history": [e for e in raw["history"] if known(e)]}
+    return sha256_text(json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str))
+
+
+def data_sources(workspace: Workspace, module: str) -> dict[str, Path]:
+    """{"data/<module>/<table>.csv": the file read} for a module's tables, as the workspace reads
+    them (under ``known_on``: the recorded version; a file not yet received is left out)."""
+    spec = workspace.registry.modules()[module].spec
+    files: dict[str, Path] = {}
+    for table in spec.tables:
+        rel = f"{module}/{table.name}.csv"
+        path, _, _ = workspace.data.locate(rel)
+        if path is not None and Path(path).exists():
+            files[f"data/{rel}"] = Path(path)
+    return files
+
+
+def _contract_digests(workspace: Workspace) -> dict[str, str]:
+    return {
+        f"contracts/{p.name}": contract_digest(p, workspace.known_on)
+        for p in sorted(workspace.contracts_dir.glob("*.yaml"))
+    }
+
+
+def _input_digests(
+    workspace: Workspace, module: str, aliases: Mapping[str, str] | None, contracts: Mapping[str, str]
+) -> dict[str, str]:
+    digests = dict(contracts)
+    for name, path in data_sources(workspace, module).items():
+        digests[name] = _data_digest(path, aliases)
+    return digests
+
+
+def digests_fingerprint(digests: Mapping[str, str]) -> str:
+    """sha256 over 'name<TAB>sha256' lines, sorted by name (as :func:`files_fingerprint`)."""
+    return sha256_text("\n".join(f"{name}\t{digest}" for name, digest in sorted(digests.items())))
+
+
+def _parameter_files(workspace: Workspace, modules: Sequence[str]) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for code in modules:
+        folder = workspace.registry.modules()[code].spec.parameters_dir
+        if folder is not None and Path(folder).is_dir():
+            for path in sorted(Path(folder).rglob("*.yaml")):
+                files[f"{code}/{path.relative_to(folder)}"] = path
+    return files
+
+
+def prepare(
+    workspace: Workspace,
+    periods: Sequence[str] | None,
+    pseudonymiser: Pseudonymiser,
+    modules: Sequence[str] | None = None,
+    progress: Progress | None = None,
+    digest_aliases: Mapping[str, str] | None = None,
+    scrub: Scrubber | None = None,
+) -> Proposal:
+    """Calculate and keep what is due on ``workspace.run_date`` (writes nothing).
+
+    ``digest_aliases`` maps a data file's sha256 to the one to record (an audit bundle's
+    pseudonymised copies stand for the originals); ``scrub`` replaces the pseudonymiser's
+    scrubber (an audit bundle's data is already pseudonymised: nothing left to hide)."""
+    run_date = workspace.run_date
+    if progress:
+        progress("calcul", 0, 3)
+    result = workspace.calculate(list(periods) if periods else None, list(modules) if modules else None)
+    codes = sorted(result.modules)
+    if progress:
+        progress("pseudonymisation", 1, 3)
+    if scrub is None:
+        scrub = pseudonymiser.scrubber(result.identifiers)
+    registered = workspace.registry.modules()
+    contracts = _contract_digests(workspace)
+    digests = {code: _input_digests(workspace, code, digest_aliases, contracts) for code in codes}
+    module_inputs = {code: digests_fingerprint(d) for code, d in digests.items()}
+    data_files = {name: d for per in digests.values() for name, d in per.items() if name.startswith("data/")}
+    if progress:
+        progress("empreintes", 2, 3)
+
+    lines = result.lines
+    undated = lines["due_date"].isna()
+    if undated.any():
+        row = lines[undated].iloc[0]
+        raise PluginError(
+            registered[row["module"]].plugin_name,
+            f"ligne sans date d'échéance (composante « {row['component']} », période {row['period_id']})",
+            row["contract_id"],
+        )
+    due_mask = lines["due_date"] <= pd.Timestamp(run_date)
+    due: list[DueLine] = []
+    for row in lines[due_mask].itertuples(index=False):
+        explanation = row.explanation.to_dict()
+        key = (
+            row.contract_id,
+            row.module,
+            row.period_id,
+            scrub.text(str(row.component)),
+            row.payee_id,
+            row.instalment,
+        )
+        due.append(
+            DueLine(
+                key=key,
+                label=scrub.text(str(row.label)),
+                due_date=row.due_date.date(),
+                amount_cents=int(row.amount_cents),
+                explanation=scrub(explanation),
+                input_fingerprint=module_inputs[row.module],
+                parameter_fingerprint=parameter_fingerprint(explanation["parameters"]),
+                plugin=registered[row.module].plugin_name,
+                plugin_version=result.modules[row.module],
+            )
+        )
+    later = lines[~due_mask]
+    not_yet = frozenset(
+        (c, m, p, scrub.text(str(comp)), pay, inst)
+        for c, m, p, comp, pay, inst in later[list(KEY_FIELDS)].itertuples(index=False)
+    )
+    scope = frozenset(
+        (c, m, p) for c, m, p in result.periods[["contract_id", "module", "period_id"]].itertuples(index=False)
+    )
+    if progress:
+        progress("empreintes", 3, 3)
+    return Proposal(
+        run_date=run_date,
+        selectors=tuple(periods or ()),
+        lines=tuple(due),
+        scope=scope,
+        not_yet_due=not_yet,
+        input_fingerprint=sha256_text(canonical_json(module_inputs)),
+        parameter_fingerprint=files_fingerprint(_parameter_files(workspace, codes)),
+        plugins={code: f"{registered[code].plugin_name} {result.modules[code]}" for code in codes},
+        known_on=workspace.known_on,
+        data_files=dict(sorted(data_files.items())),
+    )
+
+
+def parameter_fingerprint(parameters: list[dict[str, Any]]) -> str:
+    """sha256 of the parameter versions a line used (id, value, date, reference, confidence;
+    not the file path, so the fingerprint does not depend on where the code is installed)."""
+    kept = [{k: v for k, v in p.items() if k != "source"} for p in parameters]
+    return sha256_text(canonical_json(kept))
+
+
+def entry_id(key: Key, prior: int, amount_cents: int) -> str:
+    """Deterministic: the same difference for the same key at the same point of its history."""
+    return "E-" + sha256_text(canonical_json([*key, prior, amount_cents]))[:24]
+
+
+def plan(proposal: Proposal, posted: Sequence[Entry]) -> list[dict[str, Any]]:
+    """The differences to post (unsealed entry fields), sorted by key."""
+    history: dict[Key, list[Entry]] = {}
+    for e in posted:
+        if (e.contract_id, e.module, e.period_id) in proposal.scope and e.key not in proposal.not_yet_due:
+            history.setdefault(e.key, []).append(e)
+    due = {line.key: line for line in proposal.lines}
+    out = []
+    for key in sorted(set(due) | set(history)):
+        line = due.get(key)
+        previous = history.get(key, [])
+        already = sum(e.amount_cents for e in previous)
+        amount = (line.amount_cents if line else 0) - already
+        if amount == 0:
+            continue
+        last = previous[-1] if previous else None
+        kind = "regularisation" if previous else KIND_OF_INSTALMENT[key[5]]
+        corrects = tuple(e.entry_id for e in previous)
+        due_cents = line.amount_cents if line else 0
+        explanation = dict(line.explanation) if line else _vanished_explanation(last)
+        explanation["posting"] = {
+            "kind": kind,
+            "due_cents": due_cents,
+            "already_posted_cents": already,
+            "amount_cents": amount,
+            "corrects": list(corrects),
+            "text": _posting_text(kind, key[5], due_cents, already, amount, len(previous)),
+        }
+        out.append(
+            {
+                "entry_id": entry_id(key, len(previous), amount),
+                **dict(zip(KEY_FIELDS, key, strict=True)),
+                "kind": kind,
+                "amount_cents": amount,
+                "due_date": line.due_date if line else last.due_date,
+                "label": line.label if line else last.label,
+                "input_fingerprint": line.input_fingerprint if line else proposal.input_fingerprint,
+                "parameter_fingerprint": line.parameter_fingerprint if line else last.parameter_fingerprint,
+                "plugin": line.plugin if line else last.plugin,
+                "plugin_version": line.plugin_version if line else last.plugin_version,
+                "explanation": canonical_json(explanation),
+                "corrects": corrects,
+            }
+        )
+    return out
+
+
+def _posting_text(kind: str, instalment: str, due: int, already: int, amount: int, n_previous: int) -> str:
+    if kind != "regularisation":
+        return f"Premier versement ({INSTALMENT_LABELS.get(instalment, instalment)}) : {format_eur(amount)}."
+    return (
+        f"Régularisation : montant dû {format_eur(due)} − déjà versé {format_eur(already)} "
+        f"({n_previous} écriture(s) corrigée(s)) = {format_eur(amount)}."
+    )
+
+
+def _vanished_explanation(last: Entry) -> dict[str, Any]:
+    previous = last.explanation_dict()
+    return {
+        "summary": f"{last.label} : la ligne n'est plus produite par le calcul, rien n'est plus dû",
+        "formula": "0,00 € dû",
+        "inputs": [],
+        "parameters": [],
+        "reason": "les données ou paramètres corrigés ne donnent plus droit à ce paiement",
+        "rounding": None,
+        "warnings": [],
+        "previous_summary": previous.get("summary"),
+    }
+
+
+def commit(store: LedgerStore, proposal: Proposal, progress: Progress | None = None) -> PostResult:
+    """Append the differences as one run, atomically, under the ledger's write lock."""
+    with store.writing() as session:
+        if progress:
+            progress("comparaison avec le registre", 0, 1)
+        fields = plan(proposal, session.entries(period_ids=sorted({p for _, _, p in proposal.scope})))
+        if not fields:
+            return PostResult(proposal)
+        ids = [f["entry_id"] for f in fields]
+        run_id = f"{proposal.run_date:%Y%m%d}-{sha256_text(canonical_json(ids))[:10]}"
+        recorded_at = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+        last_seq, last_hash, run_seq, run_prev = session.head()
+        entries = seal_entries(
+            [
+                Entry(
+                    seq=0,
+                    run_id=run_id,
+                    business_date=proposal.run_date,
+                    recorded_at=recorded_at,
+                    **f,
+                )
+                for f in fields
+            ],
+            last_seq + 1,
+            last_hash,
+        )
+        run = seal_run(
+            Run(
+                seq=0,
+                run_id=run_id,
+                business_date=proposal.run_date,
+                recorded_at=recorded_at,
+                selectors=proposal.selectors,
+                input_fingerprint=proposal.input_fingerprint,
+                parameter_fingerprint=proposal.parameter_fingerprint,
+                plugins=json.dumps(proposal.plugins, sort_keys=True, ensure_ascii=False),
+                entry_count=len(entries),
+                total_cents=sum(e.amount_cents for e in entries),
+                first_entry_seq=entries[0].seq,
+                last_entry_hash=entries[-1].hash,
+                known_on=proposal.known_on.isoformat() if proposal.known_on else "",
+                data_files=canonical_json(proposal.data_files) if proposal.known_on else "",
+            ),
+            run_seq + 1,
+            run_prev,
+        )
+        session.append(run, entries, progress)
+    return PostResult(proposal, run, tuple(entries))
+
+
+def post(
+    store: LedgerStore,
+    workspace: Workspace,
+    periods: Sequence[str] | None,
+    pseudonymiser: Pseudonymiser,
+    modules: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> PostResult:
+    """:func:`prepare` then :func:`commit`."""
+    proposal = prepare(workspace, periods, pseudonymiser, modules, progress)
+    return commit(store, proposal, progress)

@@ -1,0 +1,255 @@
+"""Ledger storage: one interface, two backends chosen by URL.
+
+``sqlite:///path/to/nmr-ledger.sqlite`` (embedded default, a file beside the data) or
+``postgresql://user@host:port/db?schema=name`` (several officers at once; ``schema``
+defaults to ``nmr_ledger``). Both keep the same two tables, refuse UPDATE and DELETE
+with triggers, and serialise writers: :meth:`LedgerStore.writing` holds an exclusive
+lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL advisory lock) for one transaction.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigurationError
+from .model import GENESIS, Entry, Run
+
+DEFAULT_FILE = "nmr-ledger.sqlite"
+
+RUN_COLUMNS = (
+    "seq",
+    "run_id",
+    "business_date",
+    "recorded_at",
+    "selectors",
+    "input_fingerprint",
+    "parameter_fingerprint",
+    "plugins",
+    "entry_count",
+    "total_cents",
+    "first_entry_seq",
+    "last_entry_hash",
+    "prev_hash",
+    "hash",
+    "known_on",
+    "data_files",
+)
+#: Run columns added after the first schema: created with a default on older ledgers.
+ADDED_RUN_COLUMNS = ("known_on", "data_files")
+ENTRY_COLUMNS = (
+    "seq",
+    "entry_id",
+    "run_id",
+    "contract_id",
+    "module",
+    "period_id",
+    "component",
+    "payee_id",
+    "instalment",
+    "kind",
+    "amount_cents",
+    "due_date",
+    "business_date",
+    "recorded_at",
+    "label",
+    "input_fingerprint",
+    "parameter_fingerprint",
+    "plugin",
+    "plugin_version",
+    "explanation",
+    "corrects",
+    "prev_hash",
+    "hash",
+)
+_INTEGER = {"seq", "entry_count", "total_cents", "first_entry_seq", "amount_cents"}
+
+
+def _ddl_table(name: str, columns: Sequence[str], extra: str = "") -> str:
+    cols = []
+    for c in columns:
+        kind = "BIGINT" if c in _INTEGER else "TEXT"
+        suffix = " PRIMARY KEY" if c == "seq" else " NOT NULL"
+        if name == "runs" and c in ADDED_RUN_COLUMNS:
+            suffix += " DEFAULT ''"
+        if (c == "run_id" and name == "runs") or c == "entry_id":
+            suffix += " UNIQUE"
+        cols.append(f"{c} {kind}{suffix}")
+    if extra:
+        cols.append(extra)
+    return f"CREATE TABLE IF NOT EXISTS {name} (\n  " + ",\n  ".join(cols) + "\n)"
+
+
+TABLES_DDL = (
+    _ddl_table("runs", RUN_COLUMNS),
+    _ddl_table("entries", ENTRY_COLUMNS, "FOREIGN KEY (run_id) REFERENCES runs (run_id)"),
+    "CREATE INDEX IF NOT EXISTS entries_by_run ON entries (run_id)",
+    "CREATE INDEX IF NOT EXISTS entries_by_period ON entries (period_id)",
+)
+
+#: Called with (message, done, total) during long work (the CLI shows a progress bar).
+Progress = Callable[[str, int, int], None]
+
+
+def upgrade_statements(existing_run_columns: set[str]) -> list[str]:
+    """ALTER TABLE statements adding the run columns an older ledger lacks (backward compatible:
+    old rows read as "" and keep their hash)."""
+    return [
+        f"ALTER TABLE runs ADD COLUMN {c} TEXT NOT NULL DEFAULT ''"
+        for c in ADDED_RUN_COLUMNS
+        if c not in existing_run_columns
+    ]
+
+
+def run_to_row(run: Run) -> tuple:
+    p = run.payload()
+    p["hash"] = run.hash
+    p["known_on"] = run.known_on
+    p["data_files"] = run.data_files
+    p["selectors"] = json.dumps(p["selectors"], ensure_ascii=False)
+    return tuple(p[c] for c in RUN_COLUMNS)
+
+
+def entry_to_row(entry: Entry) -> tuple:
+    p = entry.payload()
+    p["hash"] = entry.hash
+    p["corrects"] = json.dumps(p["corrects"])
+    return tuple(p[c] for c in ENTRY_COLUMNS)
+
+
+def run_from_row(row: Sequence[Any]) -> Run:
+    d = dict(zip(RUN_COLUMNS, row, strict=True))
+    d["business_date"] = dt.date.fromisoformat(d["business_date"])
+    d["selectors"] = tuple(json.loads(d["selectors"]))
+    for c in ("seq", "entry_count", "total_cents", "first_entry_seq"):
+        d[c] = int(d[c])
+    return Run(**d)
+
+
+def entry_from_row(row: Sequence[Any]) -> Entry:
+    d = dict(zip(ENTRY_COLUMNS, row, strict=True))
+    d["due_date"] = dt.date.fromisoformat(d["due_date"])
+    d["business_date"] = dt.date.fromisoformat(d["business_date"])
+    d["corrects"] = tuple(json.loads(d["corrects"]))
+    d["seq"] = int(d["seq"])
+    d["amount_cents"] = int(d["amount_cents"])
+    return Entry(**d)
+
+
+class Session:
+    """Reads (and, inside :meth:`LedgerStore.writing`, appends) within one transaction."""
+
+    def __init__(self, store: LedgerStore, cursor: Any):
+        self.store = store
+        self.cursor = cursor
+
+    def _q(self, sql: str) -> str:
+        return sql.replace("?", self.store.placeholder)
+
+    def runs(self) -> list[Run]:
+        self.cursor.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY seq")
+        return [run_from_row(r) for r in self.cursor.fetchall()]
+
+    def entries(self, run_id: str | None = None, period_ids: Sequence[str] | None = None) -> list[Entry]:
+        """Entries in ledger order; only one run's, or only those of some periods, when asked."""
+        sql = f"SELECT {', '.join(ENTRY_COLUMNS)} FROM entries"
+        if run_id is not None:
+            self.cursor.execute(self._q(sql + " WHERE run_id = ? ORDER BY seq"), (run_id,))
+        elif period_ids is not None:
+            if not period_ids:
+                return []
+            marks = ", ".join("?" for _ in period_ids)
+            self.cursor.execute(self._q(sql + f" WHERE period_id IN ({marks}) ORDER BY seq"), tuple(period_ids))
+        else:
+            self.cursor.execute(sql + " ORDER BY seq")
+        return [entry_from_row(r) for r in self.cursor.fetchall()]
+
+    def head(self) -> tuple[int, str, int, str]:
+        """(last entry seq, its hash, last run seq, its hash); zeros and GENESIS when empty."""
+        self.cursor.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1")
+        e = self.cursor.fetchone()
+        self.cursor.execute("SELECT seq, hash FROM runs ORDER BY seq DESC LIMIT 1")
+        r = self.cursor.fetchone()
+        return (int(e[0]) if e else 0, e[1] if e else GENESIS, int(r[0]) if r else 0, r[1] if r else GENESIS)
+
+    def append(self, run: Run, entries: Sequence[Entry], progress: Progress | None = None, chunk: int = 25) -> None:
+        """Insert a run and its entries (the caller's transaction commits them together)."""
+        cols = ", ".join(RUN_COLUMNS)
+        marks = ", ".join("?" for _ in RUN_COLUMNS)
+        self.cursor.execute(self._q(f"INSERT INTO runs ({cols}) VALUES ({marks})"), run_to_row(run))
+        cols = ", ".join(ENTRY_COLUMNS)
+        marks = ", ".join("?" for _ in ENTRY_COLUMNS)
+        sql = self._q(f"INSERT INTO entries ({cols}) VALUES ({marks})")
+        for start in range(0, len(entries), chunk):
+            self.cursor.executemany(sql, [entry_to_row(e) for e in entries[start : start + chunk]])
+            if progress:
+                progress("écriture", min(start + chunk, len(entries)), len(entries))
+
+
+class LedgerStore(abc.ABC):
+    """A ledger database. Open with :func:`open_store`; close when done."""
+
+    placeholder = "?"
+    url: str
+
+    @abc.abstractmethod
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """One exclusive write transaction: committed on success, rolled back on error."""
+
+    @abc.abstractmethod
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A consistent snapshot for reads."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @property
+    @abc.abstractmethod
+    def description(self) -> str:
+        """Where the ledger is, for messages (no password)."""
+
+    def runs(self) -> list[Run]:
+        with self.reading() as s:
+            return s.runs()
+
+    def entries(self, run_id: str | None = None) -> list[Entry]:
+        with self.reading() as s:
+            return s.entries(run_id)
+
+    def snapshot(self) -> tuple[list[Run], list[Entry]]:
+        with self.reading() as s:
+            return s.runs(), s.entries()
+
+    def __enter__(self) -> LedgerStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def default_url(data_dir: str | Path) -> str:
+    """``sqlite:///<folder containing the data folder>/nmr-ledger.sqlite``."""
+    return "sqlite:///" + str(Path(data_dir).parent / DEFAULT_FILE)
+
+
+def open_store(url: str) -> LedgerStore:
+    """Open (creating on first use) the ledger at ``url``."""
+    if url.startswith("sqlite:///"):
+        from .sqlite import SqliteStore
+
+        return SqliteStore(Path(url[len("sqlite:///") :]))
+    if url.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ConfigurationError(
+        f"adresse de registre non reconnue « {url} » : attendu sqlite:///chemin/vers/fichier.sqlite "
+        "ou postgresql://utilisateur@hôte:port/base"
+    )

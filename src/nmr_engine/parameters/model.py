@@ -1,0 +1,238 @@
+"""Parameter types and the store that answers "value in force on date D for contract C"."""
+
+from __future__ import annotations
+
+import datetime as dt
+from fractions import Fraction
+from typing import Any
+
+import attrs
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigurationError
+from ..money import format_eur
+
+#: SEED/HIGH/MED/LOW/OPEN as in RULES.md; CONTRACT = set by the signed convention itself.
+CONFIDENCE_LEVELS = ("SEED", "HIGH", "MED", "LOW", "OPEN", "CONTRACT")
+#: Levels a statement must flag as defaults that were not confirmed.
+WEAK_CONFIDENCE = ("LOW", "OPEN")
+
+
+@attrs.frozen
+class Reference:
+    """Legal or documentary source of a value."""
+
+    title: str
+    href: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.href})" if self.href else self.title
+
+
+@attrs.frozen
+class ParameterVersion:
+    """One value of a parameter, in force from ``start`` to ``end`` (None: open-ended).
+
+    ``value`` is None when the parameter is *not in force* from that date (the
+    OpenFisca convention for a rule that ends)."""
+
+    name: str
+    start: dt.date
+    value: Any
+    unit: str
+    confidence: str
+    reference: Reference
+    source: str
+    end: dt.date | None = None
+    contract_id: str | None = None
+    illustrative: bool = False
+
+    @property
+    def id(self) -> str:
+        suffix = f"#{self.contract_id}" if self.contract_id else ""
+        return f"{self.name}@{self.start.isoformat()}{suffix}"
+
+    @property
+    def in_force(self) -> bool:
+        return self.value is not None
+
+    def display_value(self) -> str:
+        return display_value(self.value, self.unit)
+
+    def describe(self) -> str:
+        """French one-liner: value, date of effect, source, confidence."""
+        origin = f"avenant/convention du contrat {self.contract_id}" if self.contract_id else "barème"
+        text = (
+            f"{self.name} = {self.display_value()} (en vigueur depuis le {self.start:%d/%m/%Y}, {origin} ; "
+            f"source : {self.reference} ; fiabilité : {self.confidence})"
+        )
+        if self.illustrative:
+            text += " [valeur illustrative]"
+        return text
+
+
+def display_value(value: Any, unit: str) -> str:
+    if value is None:
+        return "non en vigueur"
+    if unit == "EUR":
+        return format_eur(value)
+    if unit == "rate":
+        pct = Fraction(value) * 100
+        return f"{pct.numerator / pct.denominator:g} %" if pct.denominator != 1 else f"{pct.numerator} %"
+    if unit == "table":
+        return "; ".join(
+            ", ".join(f"{k}={display_value(v, 'EUR') if k.endswith('amount') else v}" for k, v in row.items())
+            for row in value
+        )
+    return str(value)
+
+
+@attrs.frozen
+class Parameter:
+    """A named parameter and its successive versions (sorted by start date)."""
+
+    name: str
+    description: str
+    unit: str
+    versions: tuple[ParameterVersion, ...]
+    source: str
+    last_value_still_valid_on: dt.date | None = None
+    columns: dict | None = None
+
+    def at(self, day: dt.date) -> ParameterVersion | None:
+        found = None
+        for version in self.versions:
+            if version.start <= day:
+                found = version
+            else:
+                break
+        return found
+
+
+@attrs.frozen
+class ParamColumn:
+    """Result of a vectorised lookup: for each row, the index of the version used (-1: none)."""
+
+    name: str
+    versions: tuple[ParameterVersion, ...]
+    index: np.ndarray
+
+    def version_ids(self) -> pd.Series:
+        ids = np.array([v.id for v in self.versions] + [""], dtype=object)
+        return pd.Series(ids[self.index])
+
+    def in_force(self) -> np.ndarray:
+        """Boolean mask: a version exists and its value is not None."""
+        flags = np.array([v.in_force for v in self.versions] + [False], dtype=bool)
+        return flags[self.index]
+
+    def values(self, missing: Any = None) -> np.ndarray:
+        """Values per row; ``missing`` where no version is in force.
+
+        EUR and int parameters come back as int64 when ``missing`` is an int."""
+        vals = [v.value if v.in_force else missing for v in self.versions] + [missing]
+        if isinstance(missing, int) and all(isinstance(v, int) for v in vals):
+            return np.array(vals, dtype=np.int64)[self.index]
+        return np.array(vals, dtype=object)[self.index]
+
+    def version_at(self, row_index: int) -> ParameterVersion | None:
+        i = int(self.index[row_index])
+        return None if i >= len(self.versions) else self.versions[i]
+
+
+class ParameterStore:
+    """All parameters known to a run, plus the contracts' overrides.
+
+    ``at(name, day, contract_id)`` answers the value in force and says where it
+    came from; ``column(...)`` does the same for whole pandas columns at once.
+    A contract override applies from its ``start`` to its ``end`` (or the end of the
+    contract) and wins over the base scale there."""
+
+    def __init__(self) -> None:
+        self._params: dict[str, Parameter] = {}
+        self._overrides: dict[tuple[str, str], list[ParameterVersion]] = {}
+        self.stale_warnings: set[str] = set()
+
+    # -- building -----------------------------------------------------------------
+    def add(self, parameter: Parameter) -> None:
+        if parameter.name in self._params:
+            raise ConfigurationError(
+                f"paramètre « {parameter.name} » défini deux fois "
+                f"({self._params[parameter.name].source} et {parameter.source})"
+            )
+        self._params[parameter.name] = parameter
+
+    def add_override(self, version: ParameterVersion) -> None:
+        if version.name not in self._params:
+            raise KeyError(version.name)
+        key = (version.contract_id, version.name)
+        self._overrides.setdefault(key, []).append(version)
+        self._overrides[key].sort(key=lambda v: v.start)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._params
+
+    def __getitem__(self, name: str) -> Parameter:
+        try:
+            return self._params[name]
+        except KeyError:
+            raise ConfigurationError(f"paramètre inconnu : « {name} »") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._params)
+
+    def overrides(self) -> dict[tuple[str, str], list[ParameterVersion]]:
+        return {k: list(v) for k, v in self._overrides.items()}
+
+    # -- lookup ---------------------------------------------------------------------
+    def at(self, name: str, day: dt.date, contract_id: str | None = None) -> ParameterVersion | None:
+        """The version in force on ``day`` for ``contract_id`` (None if none)."""
+        param = self[name]
+        if contract_id is not None:
+            for version in reversed(self._overrides.get((contract_id, name), [])):
+                if version.start <= day and (version.end is None or day <= version.end):
+                    self._check_stale(param, day)
+                    return version
+        self._check_stale(param, day)
+        return param.at(day)
+
+    def column(self, name: str, contract_ids: pd.Series, dates: pd.Series) -> ParamColumn:
+        """Vectorised :meth:`at` over aligned columns of contract ids and dates."""
+        param = self[name]
+        versions = list(param.versions)
+        days = pd.to_datetime(dates).to_numpy().astype("datetime64[D]")
+        starts = np.array([v.start for v in param.versions], dtype="datetime64[D]")
+        index = np.searchsorted(starts, days, side="right") - 1
+        contracts = None  # converted only when the parameter has contract overrides
+        for (contract_id, oname), overrides in self._overrides.items():
+            if oname != name:
+                continue
+            if contracts is None:
+                contracts = np.asarray(contract_ids, dtype=object)
+            rows = np.flatnonzero(contracts == contract_id)
+            if rows.size == 0:
+                continue
+            for version in overrides:  # sorted by start: later ones win
+                day_rows = days[rows]
+                hit = day_rows >= np.datetime64(version.start)
+                if version.end is not None:
+                    hit &= day_rows <= np.datetime64(version.end)
+                if hit.any():
+                    versions.append(version)
+                    index[rows[hit]] = len(versions) - 1
+        if len(days) and param.last_value_still_valid_on is not None:
+            latest = days.max()
+            if latest > np.datetime64(param.last_value_still_valid_on):
+                self._check_stale(param, pd.Timestamp(latest).date())
+        # -1 (before any version) maps to the sentinel slot len(versions) in ParamColumn.
+        index = np.where(index < 0, len(versions), index)
+        return ParamColumn(name, tuple(versions), index.astype(np.int64))
+
+    def _check_stale(self, param: Parameter, day: dt.date) -> None:
+        stamp = param.last_value_still_valid_on
+        if stamp is not None and day > stamp:
+            self.stale_warnings.add(
+                f"Le paramètre « {param.name} » n'a été vérifié que jusqu'au {stamp:%d/%m/%Y} ; "
+                f"il est utilisé au-delà (jusqu'au {day:%d/%m/%Y} au moins)."
+            )

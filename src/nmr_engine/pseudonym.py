@@ -1,0 +1,168 @@
+"""Keyed pseudonymisation of personal identifiers (patients).
+
+Identifiers in the input columns that plugins declare ``Column(pseudonymise=True)``
+never reach the ledger or an export in clear: any occurrence in a line's
+explanation is replaced by ``PSN-<HMAC-SHA256(key, identifier)>`` (truncated).
+The same key gives the same pseudonym, so an auditor holding the key can match a
+pseudonym to a patient; without it the pseudonym reveals nothing.
+
+The key lives outside the ledger: env ``NMR_PSEUDONYM_KEY`` (the key itself),
+else the file named by ``NMR_PSEUDONYM_KEY_FILE``, else
+``~/.config/nmr-engine/pseudonym.key`` (created on first use, mode 0600).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .errors import ConfigurationError
+
+KEY_ENV = "NMR_PSEUDONYM_KEY"
+KEY_FILE_ENV = "NMR_PSEUDONYM_KEY_FILE"
+DEFAULT_KEY_FILE = Path("~/.config/nmr-engine/pseudonym.key")
+PREFIX = "PSN-"
+#: Hex digits kept from the HMAC (96 bits: no collision among a caisse's patients).
+DIGITS = 24
+MIN_KEY_BYTES = 16
+
+
+def load_key(create: bool = True) -> bytes:
+    """The pseudonymisation key, from the environment or the key file (see module doc)."""
+    raw = os.environ.get(KEY_ENV)
+    if raw:
+        key = raw.encode("utf-8")
+        origin = f"la variable {KEY_ENV}"
+    else:
+        path = Path(os.environ.get(KEY_FILE_ENV) or DEFAULT_KEY_FILE).expanduser()
+        if not path.exists():
+            if not create or os.environ.get(KEY_FILE_ENV):
+                raise ConfigurationError(
+                    f"clé de pseudonymisation introuvable : {path} (définissez {KEY_ENV} ou {KEY_FILE_ENV})"
+                )
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32) + "\n")
+        key = path.read_bytes().strip()
+        origin = f"le fichier {path}"
+    if len(key) < MIN_KEY_BYTES:
+        raise ConfigurationError(f"clé de pseudonymisation trop courte dans {origin} (au moins {MIN_KEY_BYTES} octets)")
+    return key
+
+
+@attrs.frozen
+class Pseudonymiser:
+    """HMAC-SHA256 pseudonyms under one key."""
+
+    key: bytes = attrs.field(repr=False)
+
+    def pseudonym(self, identifier: str) -> str:
+        digest = hmac.new(self.key, str(identifier).encode("utf-8"), hashlib.sha256).hexdigest()
+        return PREFIX + digest[:DIGITS]
+
+    def scrubber(self, identifiers: Iterable[str]) -> Scrubber:
+        """A function replacing each whole-token occurrence of ``identifiers`` by its pseudonym."""
+        # Pseudonyms computed on first use: a national campaign hides millions of patient ids,
+        # of which the explanations quote few (one HMAC per id would cost seconds for nothing).
+        return Scrubber(_LazyPseudonyms({str(i) for i in identifiers if str(i).strip()}, self.pseudonym))
+
+
+class _LazyPseudonyms(dict):
+    """identifier -> pseudonym, each computed (and kept) when first looked up."""
+
+    def __init__(self, identifiers: set[str], pseudonym):
+        super().__init__()
+        self._ids = identifiers
+        self._pseudonym = pseudonym
+
+    def __contains__(self, key) -> bool:
+        return key in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __iter__(self):
+        return iter(self._ids)
+
+    def __missing__(self, key: str) -> str:
+        if key not in self._ids:
+            raise KeyError(key)
+        value = self._pseudonym(key)
+        dict.__setitem__(self, key, value)
+        return value
+
+    def get(self, key, default=None):
+        return self[key] if key in self._ids else default
+
+    def keys(self):
+        return self._ids
+
+    def items(self):
+        return ((k, self[k]) for k in self._ids)
+
+
+class _Without:
+    """``mapping`` restricted to the keys not in ``excluded`` (lookups only)."""
+
+    def __init__(self, mapping, excluded: set[str]):
+        self._mapping, self._excluded = mapping, excluded
+
+    def __bool__(self) -> bool:
+        return len(self._mapping) > len(self._excluded)
+
+    def __contains__(self, key) -> bool:
+        return key not in self._excluded and key in self._mapping
+
+    def get(self, key, default=None):
+        return self._mapping[key] if key in self else default
+
+
+class Scrubber:
+    """Replaces clear identifiers by pseudonyms in text and in nested JSON-like values.
+
+    Identifiers made of letters, digits, ``_`` and ``-`` (the usual case) are found by
+    splitting the text into such tokens and looking each up (linear in the text, whatever
+    the number of patients); any other identifier goes through a regular expression."""
+
+    _TOKEN = re.compile(r"[\w-]+")
+
+    def __init__(self, mapping: dict[str, str]):
+        self.mapping = mapping
+        others = sorted((k for k in mapping if not self._TOKEN.fullmatch(k)), key=len, reverse=True)
+        # Simple identifiers are looked up in ``mapping`` itself (which may compute pseudonyms lazily).
+        self._simple = mapping if not others else _Without(mapping, set(others))
+        self._pattern: re.Pattern[str] | None = (
+            re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(k) for k in others) + r")(?![\w-])") if others else None
+        )
+
+    def text(self, value: str) -> str:
+        if self._simple and any(token in self._simple for token in self._TOKEN.findall(value)):
+            value = self._TOKEN.sub(lambda m: self._simple.get(m.group(0), m.group(0)), value)
+        if self._pattern is not None:
+            value = self._pattern.sub(lambda m: self.mapping[m.group(0)], value)
+        return value
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: self(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self(v) for v in value]
+        return value
+
+    def leaks(self, text: str) -> list[str]:
+        """Clear identifiers still present in ``text`` (for checks and tests)."""
+        found = {t for t in self._TOKEN.findall(text) if t in self._simple}
+        if self._pattern is not None:
+            found |= {m.group(0) for m in self._pattern.finditer(text)}
+        return sorted(found)

@@ -1,0 +1,1 @@
+"""Reports: what staff read (tables on screen, JSON for scripts)."""

@@ -1,0 +1,68 @@
+"""Keyed pseudonymisation (HMAC-SHA256) and where its key comes from."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import stat
+
+import pytest
+
+from nmr_engine.errors import ConfigurationError
+from nmr_engine.pseudonym import Pseudonymiser, load_key
+
+
+def test_pseudonym_is_the_truncated_hmac_of_the_identifier():
+    p = Pseudonymiser(b"k" * 32)
+    expected = hmac.new(b"k" * 32, b"PAT-1", hashlib.sha256).hexdigest()[:24]
+    assert p.pseudonym("PAT-1") == f"PSN-{expected}"
+    assert p.pseudonym("PAT-1") != Pseudonymiser(b"j" * 32).pseudonym("PAT-1")  # the key matters
+
+
+def test_scrubber_replaces_whole_identifiers_only():
+    p = Pseudonymiser(b"k" * 32)
+    scrub = p.scrubber(["PAT-1", "PAT-12", "7"])
+    text = scrub({"inputs": [["patients", "PAT-1, PAT-12 ; PAT-123 ; 17 séances ; 7"]], "n": 7})
+    a, b, seven = p.pseudonym("PAT-1"), p.pseudonym("PAT-12"), p.pseudonym("7")
+    assert text == {"inputs": [["patients", f"{a}, {b} ; PAT-123 ; 17 séances ; {seven}"]], "n": 7}
+    assert scrub.leaks(text["inputs"][0][1]) == []
+
+
+def test_scrubber_handles_identifiers_with_spaces_and_many_patients():
+    p = Pseudonymiser(b"k" * 32)
+    scrub = p.scrubber([f"PAT-{i}" for i in range(100_000)] + ["Jean Dupont"])
+    out = scrub.text("Jean Dupont (PAT-99999), Jean Dupontel, PAT-100000")
+    assert out == f"{p.pseudonym('Jean Dupont')} ({p.pseudonym('PAT-99999')}), Jean Dupontel, PAT-100000"
+    assert scrub.leaks("PAT-5 et Jean Dupont") == ["Jean Dupont", "PAT-5"]
+
+
+def test_key_from_the_environment(monkeypatch):
+    monkeypatch.setenv("NMR_PSEUDONYM_KEY", "une clé assez longue")
+    assert load_key() == "une clé assez longue".encode()
+
+
+def test_key_from_a_file_outside_the_ledger(monkeypatch, tmp_path):
+    monkeypatch.delenv("NMR_PSEUDONYM_KEY")
+    path = tmp_path / "secret.key"
+    path.write_text("0123456789abcdef0123\n")
+    monkeypatch.setenv("NMR_PSEUDONYM_KEY_FILE", str(path))
+    assert load_key() == b"0123456789abcdef0123"
+    path.unlink()
+    with pytest.raises(ConfigurationError, match="clé de pseudonymisation introuvable"):
+        load_key()
+
+
+def test_default_key_file_is_created_once_private(monkeypatch, tmp_path):
+    monkeypatch.delenv("NMR_PSEUDONYM_KEY")
+    monkeypatch.delenv("NMR_PSEUDONYM_KEY_FILE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    key = load_key()
+    path = tmp_path / ".config" / "nmr-engine" / "pseudonym.key"
+    assert len(key) == 64 and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_key() == key
+
+
+def test_short_key_refused(monkeypatch):
+    monkeypatch.setenv("NMR_PSEUDONYM_KEY", "court")
+    with pytest.raises(ConfigurationError, match="trop courte"):
+        load_key()
