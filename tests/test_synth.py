@@ -212,9 +212,12 @@ def test_all_three_modules_valid_and_paying(small):
     assert {"part_a_patientele", "part_b_temps_professionnels", "modulation_objectifs"} <= components
     assert {"temps_infirmier", "concertation"} <= components and any(c.startswith("suivi_") for c in components)
     # Module 1: instalments 80 % / 20 % of each part, the last one the remainder.
-    a = lines[lines["component"] == "part_a_patientele"].groupby(["contract_id", "period_id", "instalment"])[
-        "amount_cents"
-    ].sum().unstack()
+    a = (
+        lines[lines["component"] == "part_a_patientele"]
+        .groupby(["contract_id", "period_id", "instalment"])["amount_cents"]
+        .sum()
+        .unstack()
+    )
     total = a["avance"] + a["solde"]
     assert ((a["avance"] - total * 80 / 100).abs() <= 1).all()
     pat = pd.read_csv(small / "data" / "coordination" / "patients.csv", sep=";", dtype=str, keep_default_na=False)

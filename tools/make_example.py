@@ -269,9 +269,7 @@ def _day(rng: random.Random, first: dt.date, last: dt.date) -> dt.date:
 
 def _example_periods(anchor: str) -> list[tuple[dt.date, dt.date]]:
     month, day = int(anchor[:2]), int(anchor[3:])
-    return [
-        (dt.date(y, month, day), dt.date(y + 1, month, day) - dt.timedelta(days=1)) for y in (2012, 2013)
-    ]
+    return [(dt.date(y, month, day), dt.date(y + 1, month, day) - dt.timedelta(days=1)) for y in (2012, 2013)]
 
 
 def coordination_data() -> None:

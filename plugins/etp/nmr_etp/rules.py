@@ -179,9 +179,7 @@ def _patients(context: CalculationContext) -> list[dict]:
         return records
     patient_no = (np.cumsum(first_of_patient) - 1)[counted]
     c_cycle = cycle[counted]
-    starts = np.flatnonzero(
-        np.r_[True, (patient_no[1:] != patient_no[:-1]) | (c_cycle[1:] != c_cycle[:-1])]
-    )
+    starts = np.flatnonzero(np.r_[True, (patient_no[1:] != patient_no[:-1]) | (c_cycle[1:] != c_cycle[:-1])])
     rows = order[counted]
     c_diag = diag[rows]
     has_diag = np.logical_or.reduceat(c_diag, starts)
@@ -297,8 +295,7 @@ def _unauthorised_reasons(rows: pd.DataFrame) -> dict:
         strict=True,
     ):
         texts.setdefault((c, p), []).append(
-            f"{pid} « {title} » (autorisé du {start:%d/%m/%Y}"
-            + (f" au {end:%d/%m/%Y})" if pd.notna(end) else ")")
+            f"{pid} « {title} » (autorisé du {start:%d/%m/%Y}" + (f" au {end:%d/%m/%Y})" if pd.notna(end) else ")")
         )
     return {k: "programme non autorisé par l'ARS à la date des séances : " + "; ".join(v) for k, v in texts.items()}
 
