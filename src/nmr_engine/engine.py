@@ -13,6 +13,7 @@ import attrs
 import numpy as np
 import pandas as pd
 
+from .cache import ReadCache
 from .contracts import load_contracts
 from .errors import InputError, NmrError, PluginError
 from .inputs import read_module_tables
@@ -40,15 +41,21 @@ class CalculationResult:
         return int(self.lines["amount_cents"].sum())
 
 
-def load_parameters(registry: PluginRegistry) -> ParameterStore:
+def load_parameters(registry: PluginRegistry, cache: ReadCache | None = None) -> ParameterStore:
     """Every module's dated parameters, from the folders the plugins declare."""
     store = ParameterStore()
     problems = []
     for code, registered in registry.modules().items():
-        if registered.spec.parameters_dir is None:
+        folder = registered.spec.parameters_dir
+        if folder is None:
             continue
         try:
-            for param in load_parameter_dir(registered.spec.parameters_dir, code):
+            loaded = (
+                load_parameter_dir(folder, code)
+                if cache is None
+                else cache.parameters(folder, code, load_parameter_dir)
+            )
+            for param in loaded:
                 store.add(param)
         except InputError as exc:
             problems.extend(exc.problems)
@@ -67,17 +74,22 @@ class Workspace:
         registry: PluginRegistry | None = None,
         run_date: dt.date | None = None,
         known_on: dt.date | None = None,
+        cache: ReadCache | None = None,
     ):
         """``known_on``: compute with what the engine knew that day — each contract with the
         history events recorded on or before it, each registered data file in the latest
         version received on or before it (see ``contracts/history.py``, ``inputs/submissions.py``).
-        None: everything known now (the working files)."""
+        None: everything known now (the working files).
+
+        ``cache``: parsed tables and parameter files shared with other workspaces of the process
+        (a replay's runs); files changed since are read again."""
         self.registry = registry or PluginRegistry()
         self.contracts_dir = Path(contracts_dir)
         self.data_dir = Path(data_dir)
         self.run_date = run_date or dt.date.today()
         self.known_on = known_on
-        self.parameters = load_parameters(self.registry)
+        self.cache = cache
+        self.parameters = load_parameters(self.registry, cache)
         self.contracts: list[Contract] = load_contracts(
             self.contracts_dir, self.registry.modules().keys(), self.parameters, known_on
         )
@@ -108,7 +120,15 @@ class Workspace:
                 continue
             try:
                 tables = read_module_tables(
-                    self.data_dir, code, spec.tables, known, history, view=self.data, cut=cut, notes=notes
+                    self.data_dir,
+                    code,
+                    spec.tables,
+                    known,
+                    history,
+                    view=self.data,
+                    cut=cut,
+                    notes=notes,
+                    cache=self.cache.tables if self.cache else None,
                 )
             except InputError as exc:
                 problems.extend(exc.problems)

@@ -41,10 +41,14 @@ def row_problems(
     ``_line`` column) where ``mask`` holds — the first ``limit`` of them, then a count of the others.
 
     ``message(row)`` says what is wrong with a row, in French."""
+    import numpy as np
     import pandas as pd
 
     file = frame.attrs.get("file", "?")
-    bad = frame[pd.Series(mask, index=frame.index).fillna(False).astype(bool)]
+    flags = pd.Series(mask, index=frame.index).fillna(False).astype(bool)
+    if not np.any(flags.to_numpy()):  # the usual case: no row to report, no frame to build
+        return []
+    bad = frame[flags]
     problems = [Problem(file, message(row), int(row["_line"]), field) for _, row in bad.head(limit).iterrows()]
     if len(bad) > limit:
         problems.append(Problem(file, f"… {len(bad) - limit} autre(s) ligne(s) dans ce cas", None, field))

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..cache import TableCache
 from ..errors import MAX_PROBLEMS_PER_CHECK, InputError, Problem, row_problems
 from ..model import DATE_DTYPE
 from ..plugin.api import TableSpec
@@ -34,11 +35,18 @@ def _sniff_separator(path: Path) -> str:
 
 
 def read_table(
-    path: Path | None, spec: TableSpec, known_contracts: set[str] | None = None, label: str | None = None
+    path: Path | None,
+    spec: TableSpec,
+    known_contracts: set[str] | None = None,
+    label: str | None = None,
+    cache: TableCache | None = None,
 ) -> pd.DataFrame:
     """Read and validate one table. Adds ``_line`` (1-based line in the file);
     ``frame.attrs['file']`` holds the path (or ``label``, e.g. a recorded version's name).
-    ``path`` None: a file not yet received, read as empty. Raises :class:`InputError`."""
+    ``path`` None: a file not yet received, read as empty. Raises :class:`InputError`.
+
+    ``cache``: a :class:`TableCache` that keeps the parsed and checked table of a file
+    unchanged since (the contract check, which depends on the contracts, is always redone)."""
     file = label or str(path)
     if path is None or not Path(path).exists():
         if spec.optional or path is None:
@@ -48,6 +56,24 @@ def read_table(
             return frame
         raise InputError([Problem(file, "fichier de données introuvable")])
     path = Path(path)
+    key = cache.key(path, spec) if cache is not None else None
+    frame = cache.get(key, file) if key is not None else None
+    problems: list[Problem] = []
+    if frame is None:
+        frame = _parse_table(path, spec, file, problems)
+        duplicates = _duplicate_problems(frame, spec)
+    else:
+        duplicates = []
+    problems += _unknown_contract_problems(frame, known_contracts) + duplicates
+    if problems:
+        raise InputError(problems)
+    if key is not None:
+        cache.put(key, frame)
+    return frame
+
+
+def _parse_table(path: Path, spec: TableSpec, file: str, problems: list[Problem]) -> pd.DataFrame:
+    """The file's rows converted to the declared types (conversion problems added to ``problems``)."""
     raw = _read_fast(path)
     try:
         raw = (
@@ -82,7 +108,6 @@ def read_table(
             ]
         )
     lines = pd.RangeIndex(2, len(raw) + 2)
-    problems: list[Problem] = []
     out = {}
     for col in spec.columns:
         values = raw[col.name].str.strip()
@@ -90,36 +115,41 @@ def read_table(
     frame = pd.DataFrame(out, copy=False)  # the converted columns are new already
     frame["_line"] = np.asarray(lines, dtype=np.int64)
     frame.attrs["file"] = file
-
-    if known_contracts is not None and "contract_id" in frame:
-        unknown = ~frame["contract_id"].isin(known_contracts) & frame["contract_id"].ne("")
-        problems += row_problems(
-            frame,
-            unknown,
-            "contract_id",
-            lambda r: f"contrat inconnu « {r['contract_id']} » (absent du dossier des contrats)",
-        )
-    if spec.unique:
-        dup = _duplicated(frame, list(spec.unique))
-        if dup.any():
-            first = frame[frame.duplicated(list(spec.unique), keep=False) & ~dup]
-            first_line = {
-                tuple(k): ln
-                for k, ln in zip(first[list(spec.unique)].itertuples(index=False), first["_line"], strict=True)
-            }
-            problems += row_problems(
-                frame,
-                dup,
-                ",".join(spec.unique),
-                lambda r: (
-                    "ligne en double (même "
-                    + ", ".join(spec.unique)
-                    + f" que la ligne {first_line.get(tuple(r[c] for c in spec.unique), '?')})"
-                ),
-            )
-    if problems:
-        raise InputError(problems)
     return frame
+
+
+def _unknown_contract_problems(frame: pd.DataFrame, known_contracts: set[str] | None) -> list[Problem]:
+    if known_contracts is None or "contract_id" not in frame:
+        return []
+    unknown = ~frame["contract_id"].isin(known_contracts) & frame["contract_id"].ne("")
+    return row_problems(
+        frame,
+        unknown,
+        "contract_id",
+        lambda r: f"contrat inconnu « {r['contract_id']} » (absent du dossier des contrats)",
+    )
+
+
+def _duplicate_problems(frame: pd.DataFrame, spec: TableSpec) -> list[Problem]:
+    if not spec.unique:
+        return []
+    dup = _duplicated(frame, list(spec.unique))
+    if not dup.any():
+        return []
+    first = frame[frame.duplicated(list(spec.unique), keep=False) & ~dup]
+    first_line = {
+        tuple(k): ln for k, ln in zip(first[list(spec.unique)].itertuples(index=False), first["_line"], strict=True)
+    }
+    return row_problems(
+        frame,
+        dup,
+        ",".join(spec.unique),
+        lambda r: (
+            "ligne en double (même "
+            + ", ".join(spec.unique)
+            + f" que la ligne {first_line.get(tuple(r[c] for c in spec.unique), '?')})"
+        ),
+    )
 
 
 def _read_fast(path: Path) -> pd.DataFrame | None:
@@ -401,12 +431,14 @@ def read_module_tables(
     view=None,
     cut: pd.DataFrame | None = None,
     notes: list[str] | None = None,
+    cache: TableCache | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Read every table a module declares from ``<data_dir>/<module_code>/``.
 
     ``view`` (a :class:`~nmr_engine.inputs.submissions.DataView`) chooses which version of
     each file to read; ``cut`` lists spans where a contract pays nothing (rows dated there are
-    set aside, see :func:`set_aside`); ``notes`` collects warnings."""
+    set aside, see :func:`set_aside`); ``notes`` collects warnings; ``cache`` keeps parsed tables
+    for the next workspaces of the process (see :class:`~nmr_engine.cache.TableCache`)."""
     tables: dict[str, pd.DataFrame] = {}
     problems: list[Problem] = []
     for spec in specs:
@@ -417,7 +449,7 @@ def read_module_tables(
                 path, label, warnings = view.locate(f"{module_code}/{spec.name}.csv")
                 if notes is not None:
                     notes.extend(warnings)
-            frame = read_table(path, spec, known_contracts, label)
+            frame = read_table(path, spec, known_contracts, label, cache)
             if spec.event_date:
                 frame = set_aside(frame, spec.event_date, cut, notes)
                 frame = assign_periods(frame, spec.event_date, periods, module_code)

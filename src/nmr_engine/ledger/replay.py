@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 
+from ..cache import ReadCache
 from ..engine import Workspace
 from ..errors import NmrError
 from ..inputs.submissions import DataView, load_register
@@ -245,14 +246,16 @@ def replay_run(
     pseudonymiser: Pseudonymiser | None,
     digest_aliases: Mapping[str, str] | None = None,
     scrub: Scrubber | None = None,
+    cache: ReadCache | None = None,
 ) -> RunReplay:
-    """Rebuild one run against the entries stored before it and compare."""
+    """Rebuild one run against the entries stored before it and compare (``cache``: parsed
+    files shared with the other runs of the replay)."""
     why = plugin_mismatch(run, registry, {e.module for e in stored_entries})
     if why:
         return RunReplay(run, "not_reproducible", len(stored_entries), reason=why)
     modules = sorted(m for m in json.loads(run.plugins or "{}") if m in registry.modules())
     try:
-        workspace = Workspace(contracts_dir, data_dir, registry, run.business_date, run.known_on_date)
+        workspace = Workspace(contracts_dir, data_dir, registry, run.business_date, run.known_on_date, cache)
         pinned = pin_data_versions(workspace.data, run, digest_aliases)
         if isinstance(pinned, Difference):
             return RunReplay(run, "different", len(stored_entries), (pinned,))
@@ -301,13 +304,14 @@ def replay(
         by_run.setdefault(e.run_id, []).append(e)
     verdicts = []
     replayed: list[Entry] = []
+    cache = ReadCache()  # the files do not change during a replay: each version is parsed once
     for i, run in enumerate(kept):
         if progress:
             progress(f"passage {run.run_id}", i, len(kept))
         mine = by_run.get(run.run_id, [])
         prior = entries[: bisect.bisect_left(seqs, run.first_entry_seq)]
         verdicts.append(
-            replay_run(run, mine, prior, contracts_dir, data_dir, registry, pseudonymiser, digest_aliases, scrub)
+            replay_run(run, mine, prior, contracts_dir, data_dir, registry, pseudonymiser, digest_aliases, scrub, cache)
         )
         replayed.extend(mine)
     return ReplayReport(tuple(verdicts), tuple(replayed), as_of, time.perf_counter() - start)

@@ -1,0 +1,96 @@
+"""The read cache a replay shares between its runs: same results, files parsed once, changes seen."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from nmr_engine.cache import ReadCache
+from nmr_engine.engine import Workspace
+from nmr_engine.errors import InputError
+from nmr_engine.plugin.manager import PluginRegistry
+
+from .conftest import ROOT, write_contract, write_table
+
+RUN = dt.date(2014, 12, 31)
+
+
+def _comparable(lines: pd.DataFrame) -> pd.DataFrame:
+    out = lines.copy()
+    out["explanation"] = [e.to_dict() for e in out["explanation"]]
+    return out
+
+
+def test_workspaces_sharing_a_cache_compute_the_same_lines_and_parse_each_file_once():
+    registry = PluginRegistry()
+    plain = Workspace(ROOT / "contracts", ROOT / "data", registry, RUN, RUN).calculate(["2012", "2013"])
+    cache = ReadCache()
+    first = Workspace(ROOT / "contracts", ROOT / "data", registry, RUN, RUN, cache).calculate(["2012", "2013"])
+    parsed = cache.tables.misses
+    assert parsed == len(cache.tables) > 0 and cache.tables.hits == 0
+    second = Workspace(ROOT / "contracts", ROOT / "data", registry, RUN, RUN, cache).calculate(["2012", "2013"])
+    assert cache.tables.misses == parsed and cache.tables.hits == parsed  # nothing parsed again
+    assert plain.total_cents == first.total_cents == second.total_cents == 49_913_602
+    pd.testing.assert_frame_equal(_comparable(plain.lines), _comparable(second.lines))
+
+
+SESSIONS = """\
+    contract_id;programme_id;patient_id;session_date;kind
+    C1;P1;A;2012-09-01;diagnostic
+    C1;P1;A;2012-09-02;seance
+    C1;P1;A;2012-09-03;seance
+    C1;P1;A;2012-09-04;seance
+    """
+
+
+@pytest.fixture
+def dirs(workspace_dirs):
+    contracts, data = workspace_dirs
+    write_contract(contracts)
+    write_table(
+        data,
+        "etp",
+        "programmes",
+        "contract_id;programme_id;title;authorised_from;authorised_to\nC1;P1;Diabète;2012-01-01;2015-12-31\n",
+    )
+    write_table(data, "etp", "sessions", SESSIONS)
+    return workspace_dirs
+
+
+def _etp_total(dirs, cache) -> int:
+    return Workspace(*dirs, PluginRegistry(), RUN, None, cache).calculate(["2012"], modules=["etp"]).total_cents
+
+
+def test_a_file_changed_between_two_workspaces_is_read_again(dirs):
+    cache = ReadCache()
+    assert _etp_total(dirs, cache) == 25_000  # diagnostic + 3 séances: 250 €
+    write_table(dirs[1], "etp", "sessions", SESSIONS + "C1;P1;A;2012-09-05;seance\nC1;P1;A;2012-09-06;seance\n")
+    assert _etp_total(dirs, cache) == 30_000  # 5 séances: 300 €
+
+
+def test_a_bad_file_is_not_kept_and_fails_the_same_way_each_time(dirs):
+    write_table(dirs[1], "etp", "sessions", SESSIONS + "C1;P1;A;12/09/2012;seance\nC9;P1;B;2012-09-01;seance\n")
+    cache = ReadCache()
+    messages = []
+    for _ in range(2):
+        with pytest.raises(InputError) as info:
+            _etp_total(dirs, cache)
+        messages.append([str(p) for p in info.value.problems])
+    assert messages[0] == messages[1]
+    assert any("ligne 6, champ « session_date » : date attendue au format AAAA-MM-JJ" in m for m in messages[1])
+    assert any("ligne 7, champ « contract_id » : contrat inconnu « C9 »" in m for m in messages[1])
+    assert len(cache.tables) == 1  # the good programmes table only; the bad sessions file is parsed each time
+    assert cache.tables.misses == 3 and cache.tables.hits == 1
+
+
+def test_the_contract_check_is_redone_on_a_cached_table(dirs):
+    cache = ReadCache()
+    assert _etp_total(dirs, cache) == 25_000
+    (dirs[0] / "c1.yaml").rename(dirs[0] / "c2.yaml.off")  # the contract is gone: its rows are now unknown
+    write_contract(dirs[0], "C2")
+    with pytest.raises(InputError) as info:
+        _etp_total(dirs, cache)
+    assert "contrat inconnu « C1 »" in str(info.value)
+    assert cache.tables.hits >= 1
