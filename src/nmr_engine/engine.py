@@ -7,6 +7,7 @@ the tables each declares, and calls each module's plugin once for all contracts.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from pathlib import Path
 
 import attrs
@@ -23,6 +24,7 @@ from .parameters import ParameterStore, load_parameter_dir
 from .periods import DateRange, anchored_periods
 from .plugin.api import INSTALMENTS, LINE_COLUMNS, CalculationContext, Explanation, empty_lines
 from .plugin.manager import PluginRegistry
+from .pseudonym import TOKEN
 
 
 @attrs.frozen
@@ -33,12 +35,33 @@ class CalculationResult:
     warnings: tuple[str, ...]
     modules: dict[str, str]
     periods: pd.DataFrame
-    #: Clear values of the inputs' personal identifiers (``Column(pseudonymise=True)``) read by the run.
-    identifiers: frozenset[str] = frozenset()
+    #: Distinct clear values of the inputs' personal identifiers (``Column(pseudonymise=True)``) read
+    #: by the run, one array per column (kept as arrays: a national run reads millions of them).
+    identifier_values: tuple[pd.Series, ...] = ()
 
     @property
     def total_cents(self) -> int:
         return int(self.lines["amount_cents"].sum())
+
+    @property
+    def identifiers(self) -> frozenset[str]:
+        """Every identifier read by the run, as Python strings (costly at scale: prefer
+        :meth:`identifiers_in`)."""
+        return frozenset(v for values in self.identifier_values for v in values.tolist())
+
+    def identifiers_in(self, texts: Iterable[str]) -> set[str]:
+        """The identifiers read by the run that may occur in ``texts``: those equal to one of
+        their tokens (see :class:`~nmr_engine.pseudonym.Scrubber`), and any identifier that is
+        not itself a single token (looked for by the scrubber's regular expression)."""
+        tokens: set[str] = set()
+        for text in texts:
+            tokens.update(TOKEN.findall(text))
+        found: set[str] = set()
+        for values in self.identifier_values:
+            if tokens:
+                found.update(values[values.isin(tokens)].tolist())
+            found.update(values[~values.str.fullmatch(TOKEN.pattern)].tolist())
+        return found
 
 
 def load_parameters(registry: PluginRegistry, cache: ReadCache | None = None) -> ParameterStore:
@@ -155,7 +178,7 @@ class Workspace:
             warnings=tuple(sorted(self.parameters.stale_warnings)) + tuple(dict.fromkeys(notes)),
             modules={code: self.registry.modules()[code].spec.version for code in wanted},
             periods=pd.concat(selections, ignore_index=True) if selections else pd.DataFrame(),
-            identifiers=frozenset(_identifiers(context for _, context in prepared)),
+            identifier_values=_identifier_values(context for _, context in prepared),
         )
 
     def _run_plugin(self, code: str, context: CalculationContext) -> pd.DataFrame:
@@ -194,15 +217,17 @@ class Workspace:
         return False
 
 
-def _identifiers(contexts) -> set[str]:
-    """Clear values of the input columns declared ``pseudonymise=True`` (to hide before posting)."""
-    values: set[str] = set()
+def _identifier_values(contexts) -> tuple[pd.Series, ...]:
+    """Distinct non-blank values of the input columns declared ``pseudonymise=True`` (to hide
+    before posting), one text array per column."""
+    out = []
     for context in contexts:
         for spec in context.module.tables:
             table = context.tables[spec.name]
             for column in (c.name for c in spec.columns if c.pseudonymise):
-                values.update(s for s in (str(v) for v in table[column].dropna().unique()) if s.strip())
-    return values
+                distinct = pd.Series(table[column].dropna().unique(), dtype=str)
+                out.append(distinct[distinct.str.strip().ne("")].reset_index(drop=True))
+    return tuple(out)
 
 
 def note_set_aside(lines: pd.DataFrame, context: CalculationContext) -> pd.DataFrame:

@@ -33,6 +33,8 @@ PREFIX = "PSN-"
 #: Hex digits kept from the HMAC (96 bits: no collision among a caisse's patients).
 DIGITS = 24
 MIN_KEY_BYTES = 16
+#: What :class:`Scrubber` splits texts into: identifiers made of these characters are whole tokens.
+TOKEN = re.compile(r"[\w-]+")
 
 
 def load_key(create: bool = True) -> bytes:
@@ -133,7 +135,7 @@ class Scrubber:
     splitting the text into such tokens and looking each up (linear in the text, whatever
     the number of patients); any other identifier goes through a regular expression."""
 
-    _TOKEN = re.compile(r"[\w-]+")
+    _TOKEN = TOKEN
 
     def __init__(self, mapping: dict[str, str]):
         self.mapping = mapping
@@ -166,3 +168,15 @@ class Scrubber:
         if self._pattern is not None:
             found |= {m.group(0) for m in self._pattern.finditer(text)}
         return sorted(found)
+
+
+def strings_in(value: Any) -> Iterable[str]:
+    """Every text a :class:`Scrubber` would look at in ``value`` (a JSON-like value)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from strings_in(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from strings_in(v)

@@ -6,8 +6,10 @@ import hashlib
 import hmac
 import stat
 
+import pandas as pd
 import pytest
 
+from nmr_engine.engine import CalculationResult
 from nmr_engine.errors import ConfigurationError
 from nmr_engine.pseudonym import Pseudonymiser, load_key
 
@@ -34,6 +36,22 @@ def test_scrubber_handles_identifiers_with_spaces_and_many_patients():
     out = scrub.text("Jean Dupont (PAT-99999), Jean Dupontel, PAT-100000")
     assert out == f"{p.pseudonym('Jean Dupont')} ({p.pseudonym('PAT-99999')}), Jean Dupontel, PAT-100000"
     assert scrub.leaks("PAT-5 et Jean Dupont") == ["Jean Dupont", "PAT-5"]
+
+
+def test_only_identifiers_the_texts_may_hold_are_looked_up_and_all_of_them_are_hidden():
+    values = (pd.Series(["PAT-1", "PAT-12", "Jean Dupont", "Éloïse-3"]), pd.Series([f"P{i}" for i in range(50_000)]))
+    result = CalculationResult(pd.DataFrame(), (), {}, pd.DataFrame(), identifier_values=values)
+    texts = ["séances de PAT-12 et de P49999 ; PAT-123 ; P", "Éloïse-3 ; diagnostic"]
+    found = result.identifiers_in(texts)
+    # whole tokens only (PAT-1 is not in the texts, PAT-123 is not an identifier), plus every
+    # identifier that is not one simple token (the scrubber's regular expression looks for those)
+    assert {"PAT-12", "P49999", "Jean Dupont"} <= found and not {"PAT-1", "PAT-123", "P"} & found
+    p = Pseudonymiser(b"k" * 32)
+    scrub = p.scrubber(found)
+    hidden = [scrub.text(t) for t in texts]
+    assert hidden[0] == f"séances de {p.pseudonym('PAT-12')} et de {p.pseudonym('P49999')} ; PAT-123 ; P"
+    assert hidden[1] == f"{p.pseudonym('Éloïse-3')} ; diagnostic"
+    assert p.scrubber(result.identifiers).leaks(" ".join(hidden)) == []
 
 
 def test_key_from_the_environment(monkeypatch):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import numpy as np
 import pandas as pd
 
 from nmr_engine.decimals import decimal_text, parse_decimal, percent_text
@@ -108,57 +109,92 @@ def _presence(context: CalculationContext, periods: pd.DataFrame) -> dict:
 
 
 def _patients(context: CalculationContext, periods: pd.DataFrame) -> dict:
-    """(contract, period) -> counts of the patientèle (vectorised over every patient)."""
+    """(contract, period) -> counts of the patientèle (vectorised over every patient).
+
+    Each patient is paired with each period of its contract by row positions (NumPy), so no
+    text column is copied per pair: the national patientèle (millions of rows) is counted
+    without materialising a patients × periods table."""
     pat = context.tables["patients"]
     file = pat.attrs.get("file", "patients.csv")
-    cons = context.tables["child_consultations"]
-    m = pat.merge(_period_params(context, periods), on="contract_id")
-    m = m[(m["declared_on"] <= m["active_end"]) & (m["ended_on"].isna() | (m["ended_on"] >= m["active_start"]))]
-    m = m.copy()
-    ref, birth = m["active_start"], m["birth_date"]
-    before_birthday = (ref.dt.month < birth.dt.month) | ((ref.dt.month == birth.dt.month) & (ref.dt.day < birth.dt.day))
-    m["_age"] = (ref.dt.year - birth.dt.year - before_birthday.astype("int64")).astype("int64")
-    seen = (
-        cons.groupby(["contract_id", "period_id", "patient_id"])["consultation_date"].nunique().rename("_consultations")
-    )
-    m = m.merge(seen.reset_index(), on=["contract_id", "period_id", "patient_id"], how="left")
-    m["_consultations"] = m["_consultations"].fillna(0).astype("int64")
-    young = m["_age"] < m["child_min_age"]
-    child = ~young & (m["_age"] < m["adult_age"])
-    child_ok = child & (m["_consultations"] >= m["child_min_consultations"])
-    ald = m["ald"].fillna(False).astype(bool)
-    ald_out = ald & ~m["include_ald"]
+    params = _period_params(context, periods).reset_index(drop=True)
+    pat_row, per_row = _pairs(pat["contract_id"], params["contract_id"])
+    day = "datetime64[ns]"
+    start = params["active_start"].to_numpy(day)[per_row]
+    end = params["active_end"].to_numpy(day)[per_row]
+    declared = pat["declared_on"].to_numpy(day)[pat_row]
+    ended = pat["ended_on"].to_numpy(day)[pat_row]
+    keep = (declared <= end) & (np.isnat(ended) | (ended >= start))
+    pat_row, per_row, start = pat_row[keep], per_row[keep], start[keep]
+    ref, birth = pd.DatetimeIndex(start), pd.DatetimeIndex(pat["birth_date"].to_numpy(day)[pat_row])
+    before_birthday = (ref.month < birth.month) | ((ref.month == birth.month) & (ref.day < birth.day))
+    age = (ref.year - birth.year).to_numpy("int64") - np.asarray(before_birthday, dtype="int64")
+    consultations = _child_consultations(pat, context.tables["child_consultations"], params, pat_row, per_row)
+    young = age < params["child_min_age"].to_numpy("int64")[per_row]
+    child = ~young & (age < params["adult_age"].to_numpy("int64")[per_row])
+    child_ok = child & (consultations >= params["child_min_consultations"].to_numpy("int64")[per_row])
+    ald = pat["ald"].fillna(False).to_numpy(bool)[pat_row]
+    ald_out = ald & ~params["include_ald"].to_numpy(bool)[per_row]
     counted = ((~young & ~child) | child_ok) & ~ald_out
-    flags = pd.DataFrame(
-        {
-            "counted": counted,
-            "adults": ~young & ~child & counted,
-            "ald": ald & counted,
-            "children": child_ok,
-            "children_not": child & ~child_ok,
-            "young": young,
-            "ald_out": ald_out,
-        }
-    ).astype("int64")
-    flags[KEYS] = m[KEYS]
-    sums = flags.groupby(KEYS, sort=False).sum()
-    kept = m.loc[counted.to_numpy(), [*KEYS, "_line"]]
-    kept_lines = kept["_line"].to_numpy()
-    groups = kept.groupby(KEYS, sort=False).indices if len(kept) else {}
+    flags = {
+        "counted": counted,
+        "adults": ~young & ~child & counted,
+        "ald": ald & counted,
+        "children": child_ok,
+        "children_not": child & ~child_ok,
+        "young": young,
+        "ald_out": ald_out,
+    }
+    n = len(params)
+    sums = {name: np.bincount(per_row, weights=flag, minlength=n).astype("int64") for name, flag in flags.items()}
+    present = np.bincount(per_row, minlength=n) > 0
+    kept_period = per_row[counted]
+    kept_lines = pat["_line"].to_numpy()[pat_row[counted]]
+    order = np.argsort(kept_period, kind="stable")
+    bounds = np.searchsorted(kept_period[order], np.arange(n + 1))
     out = {}
-    for key, row in zip(sums.index, sums.itertuples(index=False), strict=True):
-        idx = groups.get(key)
-        out[key] = {
-            "counted": int(row.counted),
-            "adults": int(row.adults),
-            "ald": int(row.ald),
-            "children": int(row.children),
-            "children_not": int(row.children_not),
-            "young": int(row.young),
-            "ald_out": int(row.ald_out),
-            "lines": _lines_text(kept_lines[idx], file) if idx is not None and len(idx) else "aucune ligne",
-        }
+    for i in np.flatnonzero(present):
+        key = (params["contract_id"].iat[i], params["period_id"].iat[i])
+        counts = {name: int(values[i]) for name, values in sums.items()}
+        lines = kept_lines[order[bounds[i] : bounds[i + 1]]]
+        counts["lines"] = _lines_text(lines, file) if len(lines) else "aucune ligne"
+        out[key] = counts
     return out
+
+
+def _pairs(left: pd.Series, right: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (i, j) of every pair with ``left[i] == right[j]``, in the order of an inner merge
+    (by ``i``, then ``j``)."""
+    codes, uniques = pd.factorize(left)
+    right_codes = pd.Index(uniques).get_indexer(right)
+    by_code = np.argsort(right_codes, kind="stable")
+    sorted_codes = right_codes[by_code]
+    first = np.searchsorted(sorted_codes, codes, side="left")
+    count = np.searchsorted(sorted_codes, codes, side="right") - first
+    count[codes < 0] = 0
+    i = np.repeat(np.arange(len(left)), count)
+    offset = np.arange(len(i)) - np.repeat(np.cumsum(count) - count, count)
+    return i, by_code[np.repeat(first, count) + offset]
+
+
+def _child_consultations(
+    pat: pd.DataFrame, cons: pd.DataFrame, params: pd.DataFrame, pat_row: np.ndarray, per_row: np.ndarray
+) -> np.ndarray:
+    """Distinct consultation days of each (patient, period) pair in its period (0 when none)."""
+    if len(pat_row) == 0 or cons.empty:
+        return np.zeros(len(pat_row), dtype="int64")
+    contracts = pd.factorize(pd.concat([pat["contract_id"], cons["contract_id"]], ignore_index=True))[0]
+    patients = pd.factorize(pd.concat([pat["patient_id"], cons["patient_id"]], ignore_index=True))[0]
+    period_codes, period_ids = pd.factorize(params["period_id"])
+    n_pat, n_per = int(patients.max()) + 1, len(period_ids) + 1
+    who = contracts.astype("int64") * n_pat + patients
+    cons_period = pd.Index(period_ids).get_indexer(cons["period_id"])
+    cons_key = who[len(pat) :] * n_per + cons_period
+    days = cons["consultation_date"].to_numpy("datetime64[ns]")
+    ok = (cons_period >= 0) & ~np.isnat(days)
+    distinct = pd.DataFrame({"key": cons_key[ok], "day": days[ok]}).drop_duplicates()
+    seen = distinct["key"].value_counts()
+    pair_key = who[: len(pat)][pat_row] * n_per + period_codes[per_row]
+    return seen.reindex(pair_key).fillna(0).to_numpy("int64")
 
 
 # -- one contract period -------------------------------------------------------------------

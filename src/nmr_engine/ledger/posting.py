@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ import yaml
 from ..engine import Workspace
 from ..errors import PluginError
 from ..money import format_eur
-from ..pseudonym import Pseudonymiser, Scrubber
+from ..pseudonym import Pseudonymiser, Scrubber, strings_in
 from .hashchain import canonical_json, seal_entries, seal_run, sha256_text
 from .model import INSTALMENT_LABELS, KEY_FIELDS, KIND_OF_INSTALMENT, Entry, Run
 from .store import LedgerStore, Progress
@@ -195,8 +196,6 @@ def prepare(
     codes = sorted(result.modules)
     if progress:
         progress("pseudonymisation", 1, 3)
-    if scrub is None:
-        scrub = pseudonymiser.scrubber(result.identifiers)
     registered = workspace.registry.modules()
     contracts = _contract_digests(workspace)
     digests = {code: _input_digests(workspace, code, digest_aliases, contracts) for code in codes}
@@ -215,9 +214,18 @@ def prepare(
             row["contract_id"],
         )
     due_mask = lines["due_date"] <= pd.Timestamp(run_date)
+    due_rows = list(lines[due_mask].itertuples(index=False))
+    explanations = [row.explanation.to_dict() for row in due_rows]
+    later = lines[~due_mask]
+    if scrub is None:  # a mapping for the identifiers the texts to post may hold, not for every patient read
+        texts = chain(
+            (str(t) for t in lines["label"]),
+            (str(t) for t in lines["component"]),
+            (t for explanation in explanations for t in strings_in(explanation)),
+        )
+        scrub = pseudonymiser.scrubber(result.identifiers_in(texts))
     due: list[DueLine] = []
-    for row in lines[due_mask].itertuples(index=False):
-        explanation = row.explanation.to_dict()
+    for row, explanation in zip(due_rows, explanations, strict=True):
         key = (
             row.contract_id,
             row.module,
@@ -239,7 +247,6 @@ def prepare(
                 plugin_version=result.modules[row.module],
             )
         )
-    later = lines[~due_mask]
     not_yet = frozenset(
         (c, m, p, scrub.text(str(comp)), pay, inst)
         for c, m, p, comp, pay, inst in later[list(KEY_FIELDS)].itertuples(index=False)
