@@ -110,8 +110,9 @@ def _parse_table(path: Path, spec: TableSpec, file: str, problems: list[Problem]
     lines = pd.RangeIndex(2, len(raw) + 2)
     out = {}
     for col in spec.columns:
-        values = raw[col.name].str.strip()
-        out[col.name] = _convert(values, col, file, lines, problems)
+        # each text column is released once converted: the file is never held twice in memory
+        out[col.name] = _convert(raw.pop(col.name).str.strip(), col, file, lines, problems)
+    del raw
     frame = pd.DataFrame(out, copy=False)  # the converted columns are new already
     frame["_line"] = np.asarray(lines, dtype=np.int64)
     frame.attrs["file"] = file
