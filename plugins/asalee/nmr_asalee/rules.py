@@ -46,6 +46,8 @@ def calculate(context: CalculationContext) -> pd.DataFrame:
 
 
 def _selected(context: CalculationContext, frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty:  # nothing to select: spare the merge's fixed cost
+        return frame
     out = frame.merge(context.periods[KEYS], on=KEYS, how="inner")
     out.attrs = dict(frame.attrs)
     return out

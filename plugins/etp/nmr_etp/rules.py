@@ -33,6 +33,8 @@ def calculate(context: CalculationContext) -> pd.DataFrame:
 
 
 def _selected(context: CalculationContext, frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty:  # nothing to select: spare the merge's fixed cost
+        return frame
     keys = context.periods[["contract_id", "period_id"]]
     out = frame.merge(keys, on=["contract_id", "period_id"], how="inner")
     out.attrs = dict(frame.attrs)
@@ -298,8 +300,21 @@ def _with_parameters(record: dict, extra: tuple) -> dict:
 
 
 def _per_period(rows: pd.DataFrame, column: str):
-    """``rows[column]`` grouped by (contract, period), for one-pass reasons of zero lines."""
+    """``rows[column]`` grouped by (contract, period), for one-pass reasons of zero lines
+    (nothing to group when ``rows`` is empty: a dict of no reason, as the group would give)."""
+    if rows.empty:
+        return _NoGroups()
     return rows.groupby(["contract_id", "period_id"], sort=False)[column]
+
+
+class _NoGroups:
+    """The reasons' view of an empty grouping (spares pandas' fixed cost on small data)."""
+
+    def nunique(self) -> dict:
+        return {}
+
+    def size(self) -> pd.Series:
+        return pd.Series([], dtype="int64")
 
 
 def _unauthorised_reasons(rows: pd.DataFrame) -> dict:
