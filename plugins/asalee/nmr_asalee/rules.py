@@ -352,11 +352,15 @@ def _patients(context: CalculationContext) -> list[dict]:
     f = context.tables["followed_patients"]
     if f.empty:
         return []
-    f = f.sort_values([*KEYS, "patient_id", "act", "followed_on", "_line"], kind="stable")
-    f = f.drop_duplicates([*KEYS, "patient_id", "act"], keep="first")
     f = _selected(context, f)
     if f.empty:
         return []
+    # The first follow-up of each (contract, period, patient, act): the rows in date then file-line
+    # order (an integer sort, not one on the text columns), then the first row of each key. What
+    # follows does not depend on the order of the rows.
+    first = np.lexsort((f["_line"].to_numpy(), f["followed_on"].to_numpy("datetime64[ns]").view(np.int64)))
+    f = f.iloc[first].drop_duplicates([*KEYS, "patient_id", "act"], keep="first").reset_index(drop=True)
+    f.attrs = dict(context.tables["followed_patients"].attrs)
     price = context.lookup(name, f["contract_id"], f["followed_on"])
     in_force = price.in_force()
     records = zero_lines(

@@ -285,8 +285,10 @@ def _patients(context: CalculationContext) -> list[dict]:
 
 
 def _keys_where(rows: pd.DataFrame, mask: np.ndarray) -> set:
-    """The (contract_id, period_id) of the rows selected by ``mask``."""
-    return set(zip(rows["contract_id"].to_numpy()[mask], rows["period_id"].to_numpy()[mask], strict=True))
+    """The (contract_id, period_id) of the rows selected by ``mask`` (only those rows converted)."""
+    if not mask.any():
+        return set()
+    return set(zip(rows["contract_id"][mask].tolist(), rows["period_id"][mask].tolist(), strict=True))
 
 
 def _key(record: dict) -> tuple:
