@@ -164,7 +164,7 @@ def _segments(context: CalculationContext, periods: pd.DataFrame, name: str) -> 
     v = np.asarray(col.index, dtype=np.int64)
     cut = np.r_[True, (p[1:] != p[:-1]) | (v[1:] != v[:-1]) | (day[1:] != day[:-1] + 1)] if p.size else _NONE
     runs = np.flatnonzero(cut)
-    last = np.r_[runs[1:], p.size] - 1
+    last = np.r_[runs[1:], p.size][: runs.size] - 1  # no run when every day is suspended
     seg = pd.DataFrame(
         {
             "contract_id": pd.Series(contract[p[runs]], dtype=periods["contract_id"].dtype),
