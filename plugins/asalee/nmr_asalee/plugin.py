@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from nmr_engine.decimals import DECIMAL
 from nmr_engine.errors import Problem, row_problems
 from nmr_engine.plugin import API_VERSION, ModuleSpec, hookimpl
@@ -36,24 +39,27 @@ def nmr_register_modules(register):
 
 @hookimpl
 def nmr_validate_inputs(module, tables):
-    """FTE values, presence intervals and the doctors named in concertation."""
+    """FTE values, presence intervals and the doctors named in concertation.
+
+    Checks that find nothing cost no frame indexing (``_problems``): on small data the
+    fixed pandas costs are most of the time."""
     problems: list[Problem] = []
     staff, conc = tables["staff"], tables["concertation"]
     fte = staff["fte"].fillna("").str.strip()
     well_formed = fte.str.fullmatch(DECIMAL.pattern)
-    problems += row_problems(
+    problems += _problems(
         staff,
         ~well_formed & fte.ne(""),
         "fte",
         lambda r: f"ETP attendu en nombre décimal (au plus 6 décimales, ex. 0,5), reçu « {r['fte']} »",
     )
-    problems += row_problems(
+    problems += _problems(
         staff,
         well_formed & fte.str.startswith("-"),
         "fte",
         lambda r: f"ETP négatif « {r['fte']} » : un temps de travail est positif ou nul",
     )
-    problems += row_problems(
+    problems += _problems(
         staff,
         staff["present_to"].notna() & (staff["present_to"] < staff["present_from"]),
         "present_to",
@@ -61,7 +67,7 @@ def nmr_validate_inputs(module, tables):
     )
     overlaps = overlapping_intervals(staff, ["contract_id", "person_id"], "present_from", "present_to")
     overlaps.attrs = dict(staff.attrs)
-    problems += row_problems(
+    problems += _problems(
         overlaps,
         [True] * len(overlaps),
         "present_from",
@@ -70,17 +76,24 @@ def nmr_validate_inputs(module, tables):
             f"chevauche celui de la ligne {r['_prev_line']}"
         ),
     )
-    doctors = staff.loc[staff["role"] == "medecin", ["contract_id", "person_id"]].drop_duplicates()
-    known = conc.merge(
-        doctors.rename(columns={"person_id": "doctor_id"}), on=["contract_id", "doctor_id"], how="left", indicator=True
-    )["_merge"].eq("both")
-    problems += row_problems(
+    medecin = (staff["role"] == "medecin").to_numpy(dtype=bool)
+    doctors = set(zip(staff["contract_id"].to_numpy()[medecin], staff["person_id"].to_numpy()[medecin], strict=True))
+    named = zip(conc["contract_id"], conc["doctor_id"], strict=True)
+    known = np.fromiter((key in doctors for key in named), dtype=bool, count=len(conc))
+    problems += _problems(
         conc,
-        ~known.to_numpy(),
+        ~known,
         "doctor_id",
         lambda r: f"médecin « {r['doctor_id']} » absent de staff.csv (rôle medecin) pour le contrat {r['contract_id']}",
     )
     return problems
+
+
+def _problems(frame, mask, field, message) -> list[Problem]:
+    """:func:`row_problems`, skipped when ``mask`` holds for no row."""
+    if not pd.Series(mask, index=frame.index).fillna(False).astype(bool).any():
+        return []
+    return row_problems(frame, mask, field, message)
 
 
 @hookimpl

@@ -26,7 +26,7 @@ import pandas as pd
 from nmr_engine.decimals import MICRO, decimal_micro, decimal_text
 from nmr_engine.money import format_eur, round_cents
 from nmr_engine.plugin import CalculationContext, Explanation, lines_frame
-from nmr_engine.plugin.helpers import priced_lines, source_lines, zero_lines
+from nmr_engine.plugin.helpers import priced_lines, zero_lines
 from nmr_engine.plugin.intervals import overlap_days, suspended_days, with_nominal_days
 
 from .tables import ACT_LABELS, ACTS
@@ -46,6 +46,8 @@ def calculate(context: CalculationContext) -> pd.DataFrame:
 
 
 def _selected(context: CalculationContext, frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty:  # nothing to select: spare the merge's fixed cost
+        return frame
     out = frame.merge(context.periods[KEYS], on=KEYS, how="inner")
     out.attrs = dict(frame.attrs)
     return out
@@ -71,90 +73,168 @@ def _outside_reason(context: CalculationContext, name: str) -> str:
     )
 
 
+# -- grouped sums ----------------------------------------------------------------------------
+class _Groups:
+    """Rows grouped by an integer key: sums, distinct counts, parts and file lines of every
+    group from one sort of the keys (no pandas group per contract period).
+
+    Groups are in ascending key order; the rows of each group are sorted by file line."""
+
+    def __init__(self, key: np.ndarray, line: np.ndarray):
+        self.key = np.asarray(key, dtype=np.int64)
+        self.order = np.lexsort((line, self.key))
+        sorted_key = self.key[self.order]
+        self.starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]]) if sorted_key.size else _NONE
+        self.keys = sorted_key[self.starts]
+        self.ends = np.r_[self.starts[1:], sorted_key.size].astype(np.int64)
+        self.lines = np.asarray(line)[self.order]
+        self.at = {int(k): i for i, k in enumerate(self.keys)}
+
+    def sum(self, values: np.ndarray) -> np.ndarray:
+        if not self.starts.size:
+            return np.zeros(0, dtype=np.int64)
+        return np.add.reduceat(np.asarray(values, dtype=np.int64)[self.order], self.starts)
+
+    def nunique(self, codes: np.ndarray) -> np.ndarray:
+        """Distinct ``codes`` (integers) per group."""
+        if not self.starts.size:
+            return np.zeros(0, dtype=np.int64)
+        order = np.lexsort((codes, self.key))
+        k, c = self.key[order], np.asarray(codes)[order]
+        new = np.r_[True, (k[1:] != k[:-1]) | (c[1:] != c[:-1])]
+        return np.add.reduceat(new.astype(np.int64), self.starts)
+
+    def parts(self, values: np.ndarray, weights: np.ndarray | None = None) -> dict[int, list]:
+        """key -> [(value, Σ weights)] by ascending value (weights None: the distinct values only)."""
+        if not self.starts.size:
+            return {}
+        values = np.asarray(values)
+        order = np.lexsort((values, self.key))
+        k, v = self.key[order], values[order]
+        starts = np.flatnonzero(np.r_[True, (k[1:] != k[:-1]) | (v[1:] != v[:-1])])
+        sums = np.add.reduceat(np.asarray(weights, dtype=np.int64)[order], starts) if weights is not None else None
+        out: dict[int, list] = {}
+        for j, start in enumerate(starts):
+            item = int(v[start]) if sums is None else (int(v[start]), int(sums[j]))
+            out.setdefault(int(k[start]), []).append(item)
+        return out
+
+    def lines_of(self, i: int) -> np.ndarray:
+        return self.lines[self.starts[i] : self.ends[i]]
+
+
+_NONE = np.zeros(0, dtype=np.int64)
+
+
+def _codes(values) -> np.ndarray:
+    return pd.factorize(np.asarray(values, dtype=object))[0].astype(np.int64)
+
+
 # -- nurse time ------------------------------------------------------------------------------
+DAY_NS = 86_400_000_000_000
+
+
 def _segments(context: CalculationContext, periods: pd.DataFrame, name: str) -> tuple[pd.DataFrame, tuple]:
-    """Runs of days of each active period with the same version of ``name`` (in force or not)."""
-    days = pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    "contract_id": r.contract_id,
-                    "period_id": r.period_id,
-                    "day": pd.date_range(r.active_start, r.active_end, freq="D"),
-                }
-            )
-            for r in periods.itertuples(index=False)
-        ],
-        ignore_index=True,
-    )
+    """Runs of days of each active period with the same version of ``name`` (in force or not).
+
+    The day grid of all periods is built at once with numpy (a period's row ``_p`` repeated
+    over its active days); runs are cut where the period or the version changes or where a
+    suspension leaves a gap."""
+    start = periods["active_start"].to_numpy("datetime64[ns]").view(np.int64) // DAY_NS
+    end = periods["active_end"].to_numpy("datetime64[ns]").view(np.int64) // DAY_NS
+    n = np.clip(end - start + 1, 0, None)
+    p = np.repeat(np.arange(len(periods), dtype=np.int64), n)
+    first = np.cumsum(n) - n
+    day = start[p] + (np.arange(p.size, dtype=np.int64) - first[p])
+    contract = periods["contract_id"].to_numpy(dtype=object)
     # Suspended days of the contract pay nothing: they leave the grid (active_days excludes them too).
-    days = days[suspended_days(context, days, "day", "day").to_numpy() == 0].reset_index(drop=True)
-    col = context.lookup(name, days["contract_id"], days["day"])
-    days["_v"] = col.index
-    days["_in_force"] = col.in_force()
-    days["_value"] = col.values(missing=0)
-    keys = days[["contract_id", "period_id", "_v"]]
-    gap = days["day"].diff().ne(pd.Timedelta(days=1))  # a suspension cuts a run of days
-    run = ((keys != keys.shift()).any(axis=1) | gap).cumsum()
-    seg = days.groupby(run, sort=False).agg(
-        contract_id=("contract_id", "first"),
-        period_id=("period_id", "first"),
-        seg_start=("day", "min"),
-        seg_end=("day", "max"),
-        _v=("_v", "first"),
-        _in_force=("_in_force", "first"),
-        _value=("_value", "first"),
+    suspended = context.suspensions["contract_id"]
+    if len(suspended):
+        concerned = np.flatnonzero(np.isin(contract[p], np.asarray(suspended.unique(), dtype=object)))
+        if concerned.size:
+            some = pd.DataFrame(
+                {"contract_id": contract[p[concerned]], "day": (day[concerned] * DAY_NS).astype("datetime64[ns]")}
+            )
+            gone = concerned[suspended_days(context, some, "day", "day").to_numpy() > 0]
+            keep = np.ones(p.size, dtype=bool)
+            keep[gone] = False
+            p, day = p[keep], day[keep]
+    days = (day * DAY_NS).astype("datetime64[ns]")
+    col = context.lookup(name, pd.Series(contract[p], dtype=object), pd.Series(days))
+    v = np.asarray(col.index, dtype=np.int64)
+    cut = np.r_[True, (p[1:] != p[:-1]) | (v[1:] != v[:-1]) | (day[1:] != day[:-1] + 1)] if p.size else _NONE
+    runs = np.flatnonzero(cut)
+    last = np.r_[runs[1:], p.size][: runs.size] - 1  # no run when every day is suspended
+    seg = pd.DataFrame(
+        {
+            "contract_id": pd.Series(contract[p[runs]], dtype=periods["contract_id"].dtype),
+            "_p": p[runs],
+            "seg_start": days[runs],
+            "seg_end": days[last],
+            "_v": v[runs],
+            "_in_force": col.in_force()[runs],
+            "_value": np.asarray(col.values(missing=0))[runs],
+        }
     )
-    return seg.reset_index(drop=True), col.versions
+    return seg, col.versions
 
 
 def _nurse_time(context: CalculationContext, periods: pd.DataFrame) -> list[dict]:
     name = "nurse.amount_per_fte"
-    staff = context.tables["staff"].copy()
-    file = staff.attrs.get("file", "staff.csv")
-    staff["_micro"] = decimal_micro(staff["fte"])
+    table = context.tables["staff"]
+    file = table.attrs.get("file", "staff.csv")
+    staff = table[["contract_id", "person_id", "role", "present_from", "present_to", "_line"]].copy()
+    staff["_micro"] = decimal_micro(table["fte"])
     seg, versions = _segments(context, periods, name)
     m = staff.merge(seg, on="contract_id")
     m["_days"] = overlap_days(m, "present_from", "present_to", "seg_start", "seg_end")
-    m = m[(m["_days"] > 0) & (m["_micro"] > 0)].copy()
-    m["_fte_days"] = m["_micro"] * m["_days"]
-    m["_money"] = m["_fte_days"] * m["_value"].astype("int64")
-    nurses = m[m["role"] == "infirmier"]
-    gps = m[m["role"] == "medecin"]
+    m = m[(m["_days"] > 0) & (m["_micro"] > 0)]
+    fte_days = m["_micro"].to_numpy(dtype=np.int64) * m["_days"].to_numpy(dtype=np.int64)
+    money = fte_days * np.asarray(m["_value"], dtype=np.int64)
+    role = m["role"].to_numpy(dtype=object)
+    p = m["_p"].to_numpy(dtype=np.int64)
+    in_force = m["_in_force"].to_numpy(dtype=bool)
 
-    # Rows of each (contract, period), found once (a boolean filter per period is quadratic).
-    nurse_rows = nurses.groupby(KEYS, sort=False).indices if len(nurses) else {}
-    gp_days = gps.groupby(KEYS, sort=False)["_fte_days"].sum().to_dict() if len(gps) else {}
-    funded = set(zip(seg.loc[seg["_in_force"], "contract_id"], seg.loc[seg["_in_force"], "period_id"], strict=True))
+    # Every count of every (period, in force or not) from one sort: no group per period.
+    nurse = role == "infirmier"
+    gps = role == "medecin"
+    gp_fte_days = np.zeros(len(periods), dtype=np.int64)
+    np.add.at(gp_fte_days, p[gps], fte_days[gps])
+    key = p[nurse] * 2 + in_force[nurse]  # 2p: outside the financing, 2p + 1: paid
+    groups = _Groups(key, m["_line"].to_numpy(dtype=np.int64)[nurse])
+    g_fte_days = groups.sum(fte_days[nurse])
+    g_money = groups.sum(money[nurse])
+    g_days = groups.sum(m["_days"].to_numpy(dtype=np.int64)[nurse])
+    g_people = groups.nunique(_codes(m["person_id"].to_numpy(dtype=object)[nurse]))
+    value_parts = groups.parts(np.asarray(m["_value"], dtype=np.int64)[nurse], fte_days[nurse])
+    used_of = _Groups(p[nurse], np.zeros(int(nurse.sum()), dtype=np.int64)).parts(m["_v"].to_numpy()[nurse])
+    funded = np.zeros(len(periods), dtype=bool)
+    funded[seg["_p"].to_numpy()[seg["_in_force"].to_numpy(dtype=bool)]] = True
+
+    ratio = _RatioParams(context)
     records = []
-    for row in periods.itertuples(index=False):
-        key = (row.contract_id, row.period_id)
-        mine = nurses.iloc[nurse_rows[key]] if key in nurse_rows else nurses.iloc[0:0]
-        mine.attrs["file"] = file
-        paid, outside = mine[mine["_in_force"]], mine[~mine["_in_force"]]
-        gp_fte_days = int(gp_days.get(key, 0))
-        nurse_fte_days = int(mine["_fte_days"].sum())
-        warnings = _ratio_warnings(context, row, nurse_fte_days, gp_fte_days)
-        used = tuple(versions[i] for i in sorted(set(mine["_v"])) if i < len(versions))
-        if not paid.empty:
-            total = round_cents_of(int(paid["_money"].sum()), MICRO * int(row.nominal_days))
-            parts = " + ".join(
-                f"{micro_text(int(g['_fte_days'].sum()))} ETP×jours × {format_eur(int(v))}"
-                for v, g in paid.groupby("_value", sort=True)
-            )
-            paid.attrs["file"] = file
+    for i, row in enumerate(periods.itertuples(index=False)):
+        paid, outside = groups.at.get(2 * i + 1), groups.at.get(2 * i)
+        nurse_fte_days = sum(int(g_fte_days[j]) for j in (paid, outside) if j is not None)
+        warnings = _ratio_warnings(ratio, row, nurse_fte_days, int(gp_fte_days[i]))
+        used = tuple(versions[v] for v in used_of.get(i, ()) if v < len(versions))
+        if paid is not None:
+            total = round_cents_of(int(g_money[paid]), MICRO * int(row.nominal_days))
+            parts = " + ".join(f"{micro_text(fd)} ETP×jours × {format_eur(v)}" for v, fd in value_parts[2 * i + 1])
+            people = int(g_people[paid])
+            paid_fte_days = int(g_fte_days[paid])
             records.append(
                 _record(
                     context,
                     row,
                     "temps_infirmier",
                     "Temps d'infirmier Asalée (délégation de tâches)",
-                    paid["person_id"].nunique(),
+                    people,
                     total,
                     Explanation(
                         summary=(
-                            f"Temps infirmier Asalée : {paid['person_id'].nunique()} infirmier(s), "
-                            f"{decimal_text_micro(int(paid['_fte_days'].sum()), int(row.active_days))} ETP moyen "
+                            f"Temps infirmier Asalée : {people} infirmier(s), "
+                            f"{decimal_text_micro(paid_fte_days, int(row.active_days))} ETP moyen "
                             "sur la période active"
                         ),
                         formula=(
@@ -162,39 +242,35 @@ def _nurse_time(context: CalculationContext, periods: pd.DataFrame) -> list[dict
                             "avec ETP×jours = Σ(ETP × jours de présence pendant le financement)"
                         ),
                         inputs=(
-                            ("présences d'infirmiers retenues", source_lines(paid)),
-                            (
-                                "ETP × jours",
-                                f"{micro_text(int(paid['_fte_days'].sum()))} ETP×jours d'infirmier",
-                            ),
+                            ("présences d'infirmiers retenues", _source_lines(file, groups.lines_of(paid))),
+                            ("ETP × jours", f"{micro_text(paid_fte_days)} ETP×jours d'infirmier"),
                         ),
-                        parameters=tuple(v for v in used if v.in_force) + _ratio_params(context, row),
+                        parameters=tuple(v for v in used if v.in_force) + ratio.params(row),
                         rounding="arrondi une fois au centime (demi-centime au supérieur)",
                         warnings=warnings,
                     ),
                 )
             )
-        if not outside.empty:
-            outside.attrs["file"] = file
+        if outside is not None:
             records.append(
                 _record(
                     context,
                     row,
                     "temps_infirmier_hors_validite",
                     "Temps d'infirmier Asalée hors période de financement",
-                    outside["person_id"].nunique(),
+                    int(g_people[outside]),
                     0,
                     Explanation(
                         summary="Temps infirmier Asalée hors période de financement du protocole, rien n'est dû",
-                        formula=f"{int(outside['_days'].sum())} jour(s)-personne × 0,00 € = 0,00 €",
-                        inputs=(("présences concernées", source_lines(outside)),),
+                        formula=f"{int(g_days[outside])} jour(s)-personne × 0,00 € = 0,00 €",
+                        inputs=(("présences concernées", _source_lines(file, groups.lines_of(outside))),),
                         parameters=used,
                         reason=_outside_reason(context, name),
-                        warnings=() if not paid.empty else warnings,
+                        warnings=() if paid is not None else warnings,
                     ),
                 )
             )
-        if mine.empty:
+        if paid is None and outside is None:
             records.append(
                 _record(
                     context,
@@ -210,7 +286,7 @@ def _nurse_time(context: CalculationContext, periods: pd.DataFrame) -> list[dict
                         parameters=used,
                         reason=(
                             "aucun temps d'infirmier Asalée déclaré dans la période (staff.csv)"
-                            if key in funded
+                            if funded[i]
                             else _outside_reason(context, name)
                         ),
                         warnings=warnings,
@@ -220,16 +296,27 @@ def _nurse_time(context: CalculationContext, periods: pd.DataFrame) -> list[dict
     return records
 
 
-def _ratio_params(context, row) -> tuple:
-    v = context.at("ratio.gp_fte_per_nurse_fte", row.active_start.date(), row.contract_id)
-    return (v,) if v is not None and v.in_force else ()
+class _RatioParams:
+    """The in-force ``ratio.gp_fte_per_nurse_fte`` version of a period, looked up once per
+    (contract, first active day)."""
+
+    def __init__(self, context: CalculationContext):
+        self.context = context
+        self.found: dict = {}
+
+    def params(self, row) -> tuple:
+        key = (row.contract_id, row.active_start)
+        if key not in self.found:
+            v = self.context.at("ratio.gp_fte_per_nurse_fte", row.active_start.date(), row.contract_id)
+            self.found[key] = (v,) if v is not None and v.in_force else ()
+        return self.found[key]
 
 
-def _ratio_warnings(context, row, nurse_fte_days: int, gp_fte_days: int) -> tuple[str, ...]:
+def _ratio_warnings(ratios: _RatioParams, row, nurse_fte_days: int, gp_fte_days: int) -> tuple[str, ...]:
     """The protocol's 1 nurse FTE : N GP FTE ratio, checked on average FTE over the active days."""
     if nurse_fte_days <= 0:
         return ()
-    params = _ratio_params(context, row)
+    params = ratios.params(row)
     if not params:
         return ()
     ratio = params[0].value
@@ -265,11 +352,15 @@ def _patients(context: CalculationContext) -> list[dict]:
     f = context.tables["followed_patients"]
     if f.empty:
         return []
-    f = f.sort_values([*KEYS, "patient_id", "act", "followed_on", "_line"], kind="stable")
-    f = f.drop_duplicates([*KEYS, "patient_id", "act"], keep="first")
     f = _selected(context, f)
     if f.empty:
         return []
+    # The first follow-up of each (contract, period, patient, act): the rows in date then file-line
+    # order (an integer sort, not one on the text columns), then the first row of each key. What
+    # follows does not depend on the order of the rows.
+    first = np.lexsort((f["_line"].to_numpy(), f["followed_on"].to_numpy("datetime64[ns]").view(np.int64)))
+    f = f.iloc[first].drop_duplicates([*KEYS, "patient_id", "act"], keep="first").reset_index(drop=True)
+    f.attrs = dict(context.tables["followed_patients"].attrs)
     price = context.lookup(name, f["contract_id"], f["followed_on"])
     in_force = price.in_force()
     records = zero_lines(
@@ -321,61 +412,87 @@ def _concertation(context: CalculationContext) -> list[dict]:
         return []
     file = c.attrs.get("file", "concertation.csv")
     price = context.lookup(name, c["contract_id"], c["session_date"])
-    c = c.assign(_in_force=price.in_force(), _value=price.values(missing=0), _v=price.index)
-    c["_money"] = c["minutes"].astype("int64") * c["_value"].astype("int64")
+    in_force = price.in_force()
+    value = np.asarray(price.values(missing=0), dtype=np.int64)
+    version = np.asarray(price.index, dtype=np.int64)
+    minutes = c["minutes"].to_numpy(dtype=np.int64)
+    # (contract, period) in the order of groupby(KEYS, sort=True): codes of the sorted keys.
+    contract_code, contracts = pd.factorize(c["contract_id"], sort=True)
+    period_code, period_ids = pd.factorize(c["period_id"], sort=True)
+    width = max(len(period_ids), 1)
+    period_key = contract_code.astype(np.int64) * width + period_code
+    groups = _Groups(period_key * 2 + (1 - in_force), c["_line"].to_numpy(dtype=np.int64))  # paid first
+    g_minutes = groups.sum(minutes)
+    g_money = groups.sum(minutes * value)
+    g_doctors = groups.nunique(_codes(c["doctor_id"]))
+    minute_parts = groups.parts(value, minutes)
+    used_of = groups.parts(version)
+    periods = context.periods.drop_duplicates(KEYS)
     info = {
-        (r["contract_id"], r["period_id"]): r for r in context.periods.drop_duplicates(KEYS).to_dict("records")
-    }  # one dict per period, instead of a frame lookup and a Series per group
+        (cid, pid): (payee, end)
+        for cid, pid, payee, end in zip(
+            periods["contract_id"], periods["period_id"], periods["payee_id"], periods["period_end"], strict=True
+        )
+    }  # a tuple per period, instead of a frame lookup and a Series per group
+    contracts, period_ids = np.asarray(contracts, dtype=object), np.asarray(period_ids, dtype=object)
     records = []
-    for (cid, pid), g in c.groupby(KEYS, sort=True):
-        g.attrs["file"] = file
-        row = SimpleNamespace(**info[(cid, pid)])
-        paid, outside = g[g["_in_force"]], g[~g["_in_force"]]
-        if not paid.empty:
-            paid.attrs["file"] = file
-            minutes = int(paid["minutes"].sum())
-            total = round_cents_of(int(paid["_money"].sum()), 60)
-            parts = " + ".join(
-                f"{int(gg['minutes'].sum())} min × {format_eur(int(v))}/h" for v, gg in paid.groupby("_value")
-            )
+    for i, key in enumerate(groups.keys):
+        cid, pid = contracts[key // 2 // width], period_ids[key // 2 % width]
+        payee, end = info[(cid, pid)]
+        row = SimpleNamespace(contract_id=cid, period_id=pid, payee_id=payee, period_end=end)
+        used = tuple(versions_of(price, used_of[int(key)]))
+        lines = _source_lines(file, groups.lines_of(i))
+        if key % 2 == 0:  # paid
+            total = round_cents_of(int(g_money[i]), 60)
+            parts = " + ".join(f"{n} min × {format_eur(v)}/h" for v, n in minute_parts[int(key)])
             records.append(
                 _record(
                     context,
                     row,
                     "concertation",
                     "Temps de concertation des médecins",
-                    paid["doctor_id"].nunique(),
+                    int(g_doctors[i]),
                     total,
                     Explanation(
-                        summary=f"Concertation médecins-infirmier : {minutes} minutes, "
-                        f"{paid['doctor_id'].nunique()} médecin(s)",
+                        summary=f"Concertation médecins-infirmier : {int(g_minutes[i])} minutes, "
+                        f"{int(g_doctors[i])} médecin(s)",
                         formula=f"({parts}) / 60 = {format_eur(total)}",
-                        inputs=(("séances de concertation", source_lines(paid)),),
-                        parameters=_used(price, c.index.isin(paid.index)),
+                        inputs=(("séances de concertation", lines),),
+                        parameters=used,
                         rounding="arrondi une fois au centime (demi-centime au supérieur)",
                     ),
                 )
             )
-        if not outside.empty:
-            outside.attrs["file"] = file
+        else:
             records.append(
                 _record(
                     context,
                     row,
                     "concertation_hors_validite",
                     "Concertation hors période de financement",
-                    outside["doctor_id"].nunique(),
+                    int(g_doctors[i]),
                     0,
                     Explanation(
                         summary="Concertation hors période de financement du protocole, rien n'est dû",
-                        formula=f"{int(outside['minutes'].sum())} min × 0,00 € = 0,00 €",
-                        inputs=(("séances concernées", source_lines(outside)),),
-                        parameters=_used(price, c.index.isin(outside.index)),
+                        formula=f"{int(g_minutes[i])} min × 0,00 € = 0,00 €",
+                        inputs=(("séances concernées", lines),),
+                        parameters=used,
                         reason=_outside_reason(context, name),
                     ),
                 )
             )
     return records
+
+
+def versions_of(column, indices) -> list:
+    """The versions of a lookup at ``indices`` (ascending), without the 'no version' slot."""
+    return [column.versions[i] for i in indices if i < len(column.versions)]
+
+
+def _source_lines(file: str, lines: np.ndarray, limit: int = 8) -> str:
+    """'staff.csv, ligne(s) 2, 5, 9…' from sorted file lines (as ``helpers.source_lines`` of a frame)."""
+    shown = ", ".join(str(x) for x in lines[:limit])
+    return f"{file}, ligne(s) {shown}{'…' if len(lines) > limit else ''}"
 
 
 def _record(context, row, component, label, quantity, amount, explanation) -> dict:

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import attrs
 import numpy as np
 import pandas as pd
 
@@ -32,6 +33,8 @@ def calculate(context: CalculationContext) -> pd.DataFrame:
 
 
 def _selected(context: CalculationContext, frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty:  # nothing to select: spare the merge's fixed cost
+        return frame
     keys = context.periods[["contract_id", "period_id"]]
     out = frame.merge(keys, on=["contract_id", "period_id"], how="inner")
     out.attrs = dict(frame.attrs)
@@ -257,12 +260,17 @@ def _patients(context: CalculationContext) -> list[dict]:
         parameters=_versions_used(cap),
     )
     paid = sel & payable & ~over_cap
+    # The above-top-tier rule explains a line only when it capped one of its cycles: the lines
+    # concerned are found once from the cycles' keys, and the rule's versions once for all lines
+    # (not a group frame and a pass over every cycle per line).
+    above_used = _versions_used(above) if beyond_top[paid].any() else ()
     for label in sorted(set(tier_label[paid])):
-        group = cycles[paid & (tier_label == label)]
+        mask = paid & (tier_label == label)
+        group = cycles[mask]
         group.attrs = dict(attrs)
         price = context.lookup("patient.tiers", group["contract_id"], group["completed_on"])
         amounts = _tier_amounts(group["_tier"].to_numpy(), price)
-        records += priced_lines(
+        lines = priced_lines(
             context,
             group,
             price,
@@ -270,15 +278,45 @@ def _patients(context: CalculationContext) -> list[dict]:
             component=f"forfait_patient_{label}",
             label=f"Forfait patient, diagnostic et {label.replace('_', ' à ')} séances",
             unit_word="patient(s)",
-            # The above-top-tier rule explains a line only when it capped one of its cycles.
-            extra_parameters=lambda g: _versions_used(above) if g["_beyond_top"].any() else (),
         )
+        capped_keys = _keys_where(cycles, mask & beyond_top)
+        records += [_with_parameters(r, above_used) if _key(r) in capped_keys else r for r in lines]
     return records
 
 
+def _keys_where(rows: pd.DataFrame, mask: np.ndarray) -> set:
+    """The (contract_id, period_id) of the rows selected by ``mask`` (only those rows converted)."""
+    if not mask.any():
+        return set()
+    return set(zip(rows["contract_id"][mask].tolist(), rows["period_id"][mask].tolist(), strict=True))
+
+
+def _key(record: dict) -> tuple:
+    return (record["contract_id"], record["period_id"])
+
+
+def _with_parameters(record: dict, extra: tuple) -> dict:
+    """``record`` with ``extra`` parameter versions appended to its explanation's."""
+    explanation = record["explanation"]
+    return {**record, "explanation": attrs.evolve(explanation, parameters=(*explanation.parameters, *extra))}
+
+
 def _per_period(rows: pd.DataFrame, column: str):
-    """``rows[column]`` grouped by (contract, period), for one-pass reasons of zero lines."""
+    """``rows[column]`` grouped by (contract, period), for one-pass reasons of zero lines
+    (nothing to group when ``rows`` is empty: a dict of no reason, as the group would give)."""
+    if rows.empty:
+        return _NoGroups()
     return rows.groupby(["contract_id", "period_id"], sort=False)[column]
+
+
+class _NoGroups:
+    """The reasons' view of an empty grouping (spares pandas' fixed cost on small data)."""
+
+    def nunique(self) -> dict:
+        return {}
+
+    def size(self) -> pd.Series:
+        return pd.Series([], dtype="int64")
 
 
 def _unauthorised_reasons(rows: pd.DataFrame) -> dict:
