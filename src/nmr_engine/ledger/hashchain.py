@@ -13,7 +13,14 @@ else as the stored text: ISO dates, ``corrects`` and ``selectors`` as their stor
 
 ``json`` is compact JSON (``separators=(",", ":")``, non-ASCII kept), encoded as UTF-8. It is
 unambiguous: the array is self-delimiting and cannot contain a raw line feed (JSON escapes it),
-so the first ``\\n`` ends it and the rest is the explanation, byte for byte. The values include
+so the first ``\\n`` ends it and the rest is the explanation, byte for byte. In Python, for a
+row read as a dict::
+
+    head = [row[c] for c in ENTRY_COLUMNS if c not in ("explanation", "hash")]
+    text = json.dumps(head, separators=(",", ":"), ensure_ascii=False) + "\\n" + row["explanation"]
+    assert hashlib.sha256(text.encode("utf-8")).hexdigest() == row["hash"]
+
+The values include
 ``seq`` and ``prev_hash``: the hash covers the record's position and the previous record's hash.
 Runs record their entries' count, total, first entry position and last hash, so an edited
 amount, date, order, explanation or run id, a removed or inserted entry, or a run cut short is
@@ -23,8 +30,9 @@ Why this format (the verify design)
 -----------------------------------
 The first format hashed ``canonical_json`` of a dict of the entry's fields (sorted keys). To
 check it, verify read every row into an ``Entry``, re-serialised the whole ≈ 4.4 KB entry with
-the explanation JSON-escaped inside it, and hashed that: ≈ 10,000 entries per second, 85 % of the
-time in ``attrs.asdict`` + ``json.dumps`` of the escaped explanation. Now the hash input is built
+the explanation JSON-escaped inside it, and hashed that: ≈ 10,000 entries per second, 40 % of the
+time building the objects, 60 % re-serialising them (``json.dumps`` escaping the explanation,
+``attrs.asdict``) before the sha256 itself. Now the hash input is built
 from the row as the database returns it: :func:`verify_store` streams rows (seq order, in
 batches, one read snapshot) in the fixed column order of :data:`VERIFY_COLUMNS`, the
 explanation fetched as bytes (no UTF-8 decoding, no JSON escaping: it is hashed as stored); per
@@ -32,6 +40,8 @@ row there is one C-level ``json.dumps`` of ~20 short values and one ``sha256``. 
 positions, the kinds and the run totals are checked per batch on the columns (list comparisons,
 ``groupby``), never through ``Entry`` objects. :func:`verify` on objects (audit bundles,
 ``nmr replay``, tests) builds the same rows with :func:`~.store.entry_to_row` and shares the checks.
+Measured: ≈ 4× faster (SQLite, 35,124 entries: 9,000–15,000 → 37,000–55,000 entries per second on
+a shared, loaded 2-core machine); what is left is reading the row, the array and the sha256.
 
 Hashing is not split over processes: a worker must not import the package (``nmr_engine``
 imports pandas: ≈ 1 s per process), and on the shared 2-core machine two processes verifying
@@ -66,10 +76,17 @@ _ENTRY_ORDER = [ENTRY_COLUMNS.index(c) for c in ENTRY_HEAD_COLUMNS]
 _ENTRY_HASH, _ENTRY_EXPLANATION = ENTRY_COLUMNS.index("hash"), ENTRY_COLUMNS.index("explanation")
 _RUN_HASH = RUN_COLUMNS.index("hash")
 
-_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+def _not_stored_by_us(value: Any) -> dict[str, str]:
+    """JSON for a value the ledger never writes (a blob written over a text column by hand): an
+    object, which no honest row holds, so the recomputed hash differs and verify reports it."""
+    return {"type": type(value).__name__, "repr": repr(value)}
+
+
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_not_stored_by_us).encode
 if json.encoder.c_make_encoder is not None:  # the same C encoder, built once rather than per call (-30 %)
     _c_array = json.encoder.c_make_encoder(
-        None, None, json.encoder.c_encode_basestring, None, ":", ",", False, False, False
+        None, _not_stored_by_us, json.encoder.c_encode_basestring, None, ":", ",", False, False, True
     )
 
     def _compact_array(values: Sequence[Any]) -> str:
