@@ -40,7 +40,7 @@ row there is one C-level ``json.dumps`` of ~20 short values and one ``sha256``. 
 positions, the kinds and the run totals are checked per batch on the columns (list comparisons,
 ``groupby``), never through ``Entry`` objects. :func:`verify` on objects (audit bundles,
 ``nmr replay``, tests) builds the same rows with :func:`~.store.entry_to_row` and shares the checks.
-Measured: ≈ 4× faster (SQLite, 35,124 entries: 9,000–15,000 → 37,000–55,000 entries per second on
+Measured: ≈ 4× faster (SQLite, 35,124 entries: 9,000–15,000 → 37,000–49,000 entries per second on
 a shared, loaded 2-core machine); what is left is reading the row, the array and the sha256.
 
 Hashing is not split over processes: a worker must not import the package (``nmr_engine``
