@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import hashlib
+import json
 import multiprocessing
 import os
 import random
@@ -24,8 +26,9 @@ from ledger_support import ESSAI_PLUGIN, add_late_patient, workspace
 
 from nmr_engine.cli.main import cli
 from nmr_engine.ledger import commit, open_store, plan, prepare, verify
+from nmr_engine.ledger.hashchain import VERIFY_COLUMNS, entry_hash, verify_store
 from nmr_engine.ledger.postgres import split_url
-from nmr_engine.ledger.store import Session
+from nmr_engine.ledger.store import _INTEGER, ENTRY_COLUMNS, RUN_COLUMNS, Session
 
 RUN_DATE = dt.date(2013, 1, 15)
 REPO = Path(__file__).resolve().parents[2]
@@ -106,6 +109,76 @@ def test_tampering_is_reported_by_verify(case, ledger_url, two_proposals):
     bad = CliRunner().invoke(cli, ["ledger", "verify", "--ledger", ledger_url])
     assert bad.exit_code == 1
     assert "anomalie(s)" in bad.output and expected.strip() in bad.output
+
+
+def _changed(table: str, column: str, seq: int) -> list[str]:
+    """An UPDATE changing ``column`` of record ``seq`` (still a valid value, so that the objects
+    of ``store.snapshot()`` can be built too)."""
+    valid = {"due_date": "'1999-01-01'", "business_date": "'1999-01-01'", "corrects": """'["E-x"]'""",
+             "selectors": """'["1999"]'"""}  # fmt: skip
+    if column in valid:
+        return [f"UPDATE {table} SET {column} = {valid[column]} WHERE seq = {seq}"]
+    if column == "seq":
+        return [f"UPDATE {table} SET seq = seq + 1000 WHERE seq = {seq}"]
+    if column in _INTEGER:
+        return [f"UPDATE {table} SET {column} = {column} + 1 WHERE seq = {seq}"]
+    if table == "entries" and column == "run_id":  # move it to the other run (the foreign key holds)
+        return [f"UPDATE entries SET run_id = (SELECT run_id FROM runs WHERE seq = 2) WHERE seq = {seq}"]
+    return [f"UPDATE {table} SET {column} = {column} || 'x' WHERE seq = {seq}"]
+
+
+@pytest.mark.parametrize("table, column", [("entries", c) for c in ENTRY_COLUMNS] + [("runs", c) for c in RUN_COLUMNS])
+def test_tampering_with_any_stored_column_is_reported_by_the_fast_verify(table, column, ledger_url, two_proposals):
+    _posted(ledger_url, two_proposals)
+    with open_store(ledger_url) as store:
+        assert verify_store(store, batch=3).problems == []
+    statements = _changed(table, column, 3 if table == "entries" else 1)
+    if ledger_url.startswith("postgres") and (table, column) == ("runs", "run_id"):
+        statements.insert(0, "ALTER TABLE entries DROP CONSTRAINT entries_run_id_fkey")
+    tamper(ledger_url, *statements)
+    with open_store(ledger_url) as store:
+        problems = verify_store(store, batch=3).problems  # batches of 3: the checks span batch boundaries
+        assert problems == verify(*store.snapshot())  # the object path finds the same
+    if table == "entries":
+        where = "écriture n° 1003 " if column == "seq" else "écriture n° 3 "
+        assert any(where in p and "contenu modifié" in p for p in problems), problems
+    else:
+        assert any(p.startswith("passage ") and "contenu modifié" in p for p in problems), problems
+
+
+def test_the_fast_verify_reports_values_no_entry_could_hold(ledger_url, two_proposals):
+    _posted(ledger_url, two_proposals)
+    changes = "due_date = 'garbage', corrects = '['"
+    if ledger_url.startswith("sqlite"):  # SQLite keeps a blob written into a TEXT column
+        changes += ", label = X'00ff'"
+    tamper(ledger_url, f"UPDATE entries SET {changes} WHERE seq = 4")
+    with open_store(ledger_url) as store:  # hashed as stored: nothing is parsed, nothing fails
+        problems = verify_store(store).problems
+    assert problems == ["écriture n° 4 (" + problems[0].split("(", 1)[1]]
+    assert problems[0].endswith(" : contenu modifié (empreinte recalculée différente)")
+
+
+def test_posting_then_verifying_round_trips_with_the_documented_hash(ledger_url, two_proposals):
+    runs, entries = _posted(ledger_url, two_proposals)
+    with open_store(ledger_url) as store:
+        report = verify_store(store, batch=3)
+        with store.reading() as session:
+            rows = [r for batch in session.verify_batches(5) for r in batch]
+            run_rows = session.run_rows()
+    assert report.problems == [] and verify(runs, entries) == []
+    assert (report.runs, report.entries, report.head) == (2, 8, entries[-1].hash)
+    assert report.total_cents == sum(e.amount_cents for e in entries) == 468_333 + 25_000
+    # the format of hashchain's docstring, rebuilt here from the stored values
+    compact = {"separators": (",", ":"), "ensure_ascii": False}
+    for row, entry in zip(rows, entries, strict=True):
+        values = dict(zip(VERIFY_COLUMNS, row, strict=True))
+        head = [values[c] for c in ENTRY_COLUMNS if c not in ("explanation", "hash")]
+        assert isinstance(values["explanation"], bytes) and values["explanation"].decode() == entry.explanation
+        text = json.dumps(head, **compact).encode() + b"\n" + values["explanation"]
+        assert hashlib.sha256(text).hexdigest() == values["hash"] == entry.hash == entry_hash(entry)
+    for row, run in zip(run_rows, runs, strict=True):
+        values = [v for c, v in zip(RUN_COLUMNS, row, strict=True) if c != "hash"]
+        assert hashlib.sha256(json.dumps(values, **compact).encode()).hexdigest() == run.hash
 
 
 # -- concurrency ------------------------------------------------------------------------

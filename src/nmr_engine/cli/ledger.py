@@ -150,12 +150,12 @@ def ledger() -> None:
 @ledger_option
 def ledger_verify(data_dir, ledger_url) -> None:
     """Vérifier le chaînage du registre : toute modification de l'historique est signalée."""
-    from ..ledger import verify
+    from ..ledger.hashchain import verify_store
 
     with _open(ledger_url, data_dir) as store:
-        runs, entries = store.snapshot()
+        report = verify_store(store)
         where = store.description
-    problems = verify(runs, entries)
+    problems = report.problems
     if problems:
         for p in problems:
             err_console.print(f"[bold red]Anomalie[/bold red] : {p}", soft_wrap=True, highlight=False)
@@ -165,11 +165,10 @@ def ledger_verify(data_dir, ledger_url) -> None:
             highlight=False,
         )
         raise SystemExit(1)
-    total = sum(e.amount_cents for e in entries)
-    head = entries[-1].hash if entries else "(registre vide)"
+    head = report.head or "(registre vide)"
     console.print(
-        f"Registre intègre ({where}) : {len(runs)} passage(s), {len(entries)} écriture(s), "
-        f"total {format_eur(total)} ; empreinte de tête {head}",
+        f"Registre intègre ({where}) : {report.runs} passage(s), {report.entries} écriture(s), "
+        f"total {format_eur(report.total_cents)} ; empreinte de tête {head}",
         soft_wrap=True,
         highlight=False,
     )

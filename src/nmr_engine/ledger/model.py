@@ -70,7 +70,8 @@ class Entry:
         return json.loads(self.explanation)
 
     def payload(self) -> dict[str, Any]:
-        """Every field but ``hash``, JSON-ready (what the hash covers)."""
+        """Every field but ``hash``, JSON-ready (the audit bundle's lines). The hash covers the
+        stored row built from these values (:mod:`.hashchain`)."""
         out = attrs.asdict(self, recurse=False)
         out.pop("hash")
         out["due_date"] = self.due_date.isoformat()
@@ -109,8 +110,8 @@ class Run:
         return dt.date.fromisoformat(self.known_on) if self.known_on else self.business_date
 
     def payload(self) -> dict[str, Any]:
-        """Hashed fields; ``known_on``/``data_files`` only when set, so runs written before
-        these fields existed keep their hash."""
+        """The fields but ``hash``, JSON-ready; ``known_on``/``data_files`` only when set. The
+        hash covers every stored column, these two included (:mod:`.hashchain`)."""
         out = attrs.asdict(self, recurse=False)
         out.pop("hash")
         out["business_date"] = self.business_date.isoformat()

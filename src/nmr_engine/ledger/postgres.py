@@ -7,6 +7,7 @@ schema, created on first use. Reads use a REPEATABLE READ snapshot.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,6 +53,7 @@ def _lock_key(schema: str) -> int:
 
 class PostgresStore(LedgerStore):
     placeholder = "%s"
+    explanation_bytes = "convert_to(explanation, 'UTF8')"
 
     def __init__(self, url: str):
         import psycopg
@@ -135,6 +137,15 @@ class PostgresStore(LedgerStore):
     def reading(self) -> Iterator[Session]:
         with self._transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") as session:
             yield session
+
+    def stream(self, session: Session, sql: str, batch: int) -> Iterator[list[tuple]]:
+        """Rows sent by the server as the client checks the previous ones (libpq chunked rows:
+        the whole result is never held at once), binary format (the explanation's bytes as
+        they are, not hex text to decode)."""
+        with self.conn.cursor(binary=True) as cursor:
+            rows = cursor.stream(sql, size=batch)
+            while part := list(itertools.islice(rows, batch)):
+                yield part
 
     def close(self) -> None:
         self.conn.close()

@@ -152,8 +152,21 @@ class Session:
         return sql.replace("?", self.store.placeholder)
 
     def runs(self) -> list[Run]:
+        return [run_from_row(r) for r in self.run_rows()]
+
+    def run_rows(self) -> list[tuple]:
+        """The runs as stored (:data:`RUN_COLUMNS` order), by ``seq``."""
         self.cursor.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY seq")
-        return [run_from_row(r) for r in self.cursor.fetchall()]
+        return [tuple(r) for r in self.cursor.fetchall()]
+
+    def verify_batches(self, batch: int = 2000) -> Iterator[list[tuple]]:
+        """Every entry as stored, by ``seq``, in lists of at most ``batch`` rows, columns in
+        :data:`~.hashchain.VERIFY_COLUMNS` order (the explanation as its UTF-8 bytes): what
+        :func:`~.hashchain.verify_rows` checks, with no object built and no JSON decoded."""
+        from .hashchain import ENTRY_HEAD_COLUMNS
+
+        sql = f"SELECT {', '.join(ENTRY_HEAD_COLUMNS)}, hash, {self.store.explanation_bytes} FROM entries ORDER BY seq"
+        return self.store.stream(self, sql, batch)
 
     def entries(self, run_id: str | None = None, period_ids: Sequence[str] | None = None) -> list[Entry]:
         """Entries in ledger order; only one run's, or only those of some periods, when asked."""
@@ -196,6 +209,14 @@ class LedgerStore(abc.ABC):
 
     placeholder = "?"
     url: str
+    #: SQL expression of the explanation as UTF-8 bytes (hashed as stored, not decoded).
+    explanation_bytes = "CAST(explanation AS BLOB)"
+
+    def stream(self, session: Session, sql: str, batch: int) -> Iterator[list[tuple]]:
+        """The rows of ``sql`` in ``session``'s transaction, in lists of at most ``batch``."""
+        session.cursor.execute(sql)
+        while rows := session.cursor.fetchmany(batch):
+            yield rows
 
     @abc.abstractmethod
     @contextmanager
