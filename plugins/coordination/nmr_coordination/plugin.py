@@ -90,37 +90,40 @@ def nmr_validate_inputs(module, tables, context):
 
     # consultations: known child, born before, seen by a GP of the structure
     pat_file = pat.attrs.get("file", "patients.csv")
-    c = cons.merge(
-        pat[["contract_id", "patient_id", "birth_date", "_line"]].rename(columns={"_line": "_pat_line"}),
-        on=["contract_id", "patient_id"],
-        how="left",
+    # each consultation's patient row, by key lookup (no copy of the 1.4 M consultations);
+    # (contract_id, patient_id) is unique in patients.csv (declared, checked by the core first)
+    pos = pd.MultiIndex.from_arrays([pat["contract_id"], pat["patient_id"]]).get_indexer(
+        pd.MultiIndex.from_arrays([cons["contract_id"], cons["patient_id"]])
     )
-    c.attrs = dict(cons.attrs)
+    found = pos >= 0
+    missing = ~found
     problems += row_problems(
-        c,
-        c["_pat_line"].isna(),
+        cons,
+        missing,
         "patient_id",
         lambda r: f"patient « {r['patient_id']} » absent de patients.csv pour le contrat {r['contract_id']}",
     )
-    problems += row_problems(
-        c,
-        c["_pat_line"].notna() & (c["birth_date"] > c["consultation_date"]),
-        "consultation_date",
-        lambda r: (
-            f"consultation du {r['consultation_date']:%d/%m/%Y} antérieure à la naissance du patient "
-            f"{r['patient_id']} (né le {r['birth_date']:%d/%m/%Y}, {pat_file} ligne {int(r['_pat_line'])})"
-        ),
+    at = np.where(found, pos, 0)
+    birth = pat["birth_date"].to_numpy("datetime64[ns]")[at] if len(pat) else np.full(len(cons), np.datetime64("NaT"))
+    early = found & (birth > cons["consultation_date"].to_numpy("datetime64[ns]"))
+    if early.any():
+        c = cons.assign(birth_date=birth, _pat_line=pat["_line"].to_numpy()[at])
+        problems += row_problems(
+            c,
+            early,
+            "consultation_date",
+            lambda r: (
+                f"consultation du {r['consultation_date']:%d/%m/%Y} antérieure à la naissance du patient "
+                f"{r['patient_id']} (né le {r['birth_date']:%d/%m/%Y}, {pat_file} ligne {int(r['_pat_line'])})"
+            ),
+        )
+    gps = prof.loc[prof["role"] == "generaliste", ["contract_id", "professional_id"]]
+    known_gp = pd.MultiIndex.from_arrays([cons["contract_id"], cons["doctor_id"]]).isin(
+        pd.MultiIndex.from_arrays([gps["contract_id"], gps["professional_id"]])
     )
-    gps = prof.loc[prof["role"] == "generaliste", ["contract_id", "professional_id"]].drop_duplicates()
-    known_gp = cons.merge(
-        gps.rename(columns={"professional_id": "doctor_id"}),
-        on=["contract_id", "doctor_id"],
-        how="left",
-        indicator=True,
-    )["_merge"].eq("both")
     problems += row_problems(
         cons,
-        ~known_gp.to_numpy(),
+        ~known_gp,
         "doctor_id",
         lambda r: (
             f"médecin « {r['doctor_id']} » absent des généralistes de professionals.csv pour le contrat "
