@@ -92,9 +92,7 @@ def nmr_validate_inputs(module, tables, context):
     pat_file = pat.attrs.get("file", "patients.csv")
     # each consultation's patient row, by key lookup (no copy of the 1.4 M consultations);
     # (contract_id, patient_id) is unique in patients.csv (declared, checked by the core first)
-    pos = pd.MultiIndex.from_arrays([pat["contract_id"], pat["patient_id"]]).get_indexer(
-        pd.MultiIndex.from_arrays([cons["contract_id"], cons["patient_id"]])
-    )
+    pos = _lookup(pat, ["contract_id", "patient_id"], cons, ["contract_id", "patient_id"])
     found = pos >= 0
     missing = ~found
     problems += row_problems(
@@ -118,8 +116,8 @@ def nmr_validate_inputs(module, tables, context):
             ),
         )
     gps = prof.loc[prof["role"] == "generaliste", ["contract_id", "professional_id"]]
-    known_gp = pd.MultiIndex.from_arrays([cons["contract_id"], cons["doctor_id"]]).isin(
-        pd.MultiIndex.from_arrays([gps["contract_id"], gps["professional_id"]])
+    known_gp = (
+        _lookup(gps.drop_duplicates(), ["contract_id", "professional_id"], cons, ["contract_id", "doctor_id"]) >= 0
     )
     problems += row_problems(
         cons,
@@ -189,6 +187,31 @@ def nmr_validate_inputs(module, tables, context):
 
     problems += _parameter_problems(context)
     return problems
+
+
+def _lookup(table: pd.DataFrame, columns: list[str], rows: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    """For each row of ``rows``, the position in ``table`` (unique on ``columns``) of the row whose
+    ``columns`` equal its ``keys``, -1 when none: on integer codes, whatever the columns' dtypes."""
+    left = np.zeros(len(table), dtype=np.int64)
+    right = np.zeros(len(rows), dtype=np.int64)
+    for column, key in zip(columns, keys, strict=True):
+        a, b, span = _joint_codes(table[column], rows[key])
+        left = left * span + a
+        right = right * span + b
+    return pd.Index(left).get_indexer(right)
+
+
+def _joint_codes(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray, int]:
+    """Codes of ``a`` and ``b`` in one space of equal values (0 for a missing value), and its size."""
+    if isinstance(a.dtype, pd.CategoricalDtype) and isinstance(b.dtype, pd.CategoricalDtype):
+        na = len(a.cat.categories)
+        both = pd.concat([a.cat.categories.to_series(), b.cat.categories.to_series()], ignore_index=True)
+        codes, uniques = pd.factorize(both)
+        per_a, per_b = np.append(codes[:na] + 1, 0), np.append(codes[na:] + 1, 0)
+        return per_a[a.cat.codes.to_numpy()], per_b[b.cat.codes.to_numpy()], len(uniques) + 1
+    a, b = (s.astype(str) if isinstance(s.dtype, pd.CategoricalDtype) else s for s in (a, b))
+    codes, uniques = pd.factorize(pd.concat([a, b], ignore_index=True))
+    return codes[: len(a)] + 1, codes[len(a) :] + 1, len(uniques) + 1
 
 
 def _parameter_problems(context) -> list[Problem]:

@@ -113,6 +113,9 @@ def _parse_table(path: Path, spec: TableSpec, file: str, problems: list[Problem]
         # each text column is released once converted: the file is never held twice in memory
         out[col.name] = _convert(raw.pop(col.name).str.strip(), col, file, lines, problems)
     del raw
+    if "contract_id" in out:
+        # a few thousand contracts for millions of rows: a category each instead of a text per row
+        out["contract_id"] = out["contract_id"].astype("category")
     frame = pd.DataFrame(out, copy=False)  # the converted columns are new already
     frame["_line"] = np.asarray(lines, dtype=np.int64)
     frame.attrs["file"] = file
