@@ -13,6 +13,8 @@ from pathlib import Path
 import attrs
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .cache import ReadCache
 from .contracts import load_contracts
@@ -56,11 +58,18 @@ class CalculationResult:
         tokens: set[str] = set()
         for text in texts:
             tokens.update(TOKEN.findall(text))
+        return self.identifiers_among(tokens)
+
+    def identifiers_among(self, tokens: set[str]) -> set[str]:
+        """As :meth:`identifiers_in`, given the texts' tokens (e.g. :func:`~nmr_engine.pseudonym.text_tokens`)."""
         found: set[str] = set()
+        wanted = pa.array(sorted(tokens), type=pa.string())
         for values in self.identifier_values:
-            if tokens:
-                found.update(values[values.isin(tokens)].tolist())
-            found.update(values[~values.str.fullmatch(TOKEN.pattern)].tolist())
+            texts = pa.array(values, type=pa.string())
+            hits = pc.is_in(texts, value_set=wanted)
+            others = pc.invert(pc.match_substring_regex(texts, r"^[\w-]+$"))  # ASCII \w: a superset
+            keep = pc.fill_null(pc.or_(hits, others), False)
+            found.update(values[np.asarray(keep)].tolist())
         return found
 
 

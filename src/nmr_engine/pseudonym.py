@@ -154,6 +154,8 @@ class Scrubber:
         return value
 
     def __call__(self, value: Any) -> Any:
+        if not self.mapping:  # nothing to hide (the usual case: explanations quote file lines)
+            return value
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
@@ -170,13 +172,17 @@ class Scrubber:
         return sorted(found)
 
 
-def strings_in(value: Any) -> Iterable[str]:
-    """Every text a :class:`Scrubber` would look at in ``value`` (a JSON-like value)."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from strings_in(v)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from strings_in(v)
+def text_tokens(value: Any) -> set[str]:
+    """The tokens (see :data:`TOKEN`) of every text in ``value`` (a JSON-like value): each
+    distinct text once (explanations repeat their parameters' texts), in one regex pass."""
+    texts: set[str] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            texts.add(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return set(TOKEN.findall("\n".join(texts)))

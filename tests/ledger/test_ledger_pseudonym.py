@@ -11,7 +11,7 @@ import pytest
 
 from nmr_engine.engine import CalculationResult
 from nmr_engine.errors import ConfigurationError
-from nmr_engine.pseudonym import Pseudonymiser, load_key
+from nmr_engine.pseudonym import Pseudonymiser, load_key, text_tokens
 
 
 def test_pseudonym_is_the_truncated_hmac_of_the_identifier():
@@ -52,6 +52,26 @@ def test_only_identifiers_the_texts_may_hold_are_looked_up_and_all_of_them_are_h
     assert hidden[0] == f"séances de {p.pseudonym('PAT-12')} et de {p.pseudonym('P49999')} ; PAT-123 ; P"
     assert hidden[1] == f"{p.pseudonym('Éloïse-3')} ; diagnostic"
     assert p.scrubber(result.identifiers).leaks(" ".join(hidden)) == []
+
+
+def test_text_tokens_find_identifiers_next_to_control_characters_and_quotes():
+    value = {"inputs": [["patients", "vus :\nPAT-12\tPAT-7"]], "note": '\u0001PAT-3 ; "PAT-9"', "n": 4}
+    tokens = text_tokens(value)
+    assert {"PAT-12", "PAT-7", "PAT-3", "PAT-9", "patients", "vus"} <= tokens
+    assert "inputs" not in tokens  # keys are not texts the scrubber touches
+    values = (pd.Series(["PAT-12", "PAT-7", "PAT-3", "PAT-9", "PAT-1"]),)
+    result = CalculationResult(pd.DataFrame(), (), {}, pd.DataFrame(), identifier_values=values)
+    p = Pseudonymiser(b"k" * 32)
+    scrub = p.scrubber(result.identifiers_among(tokens))
+    hidden = scrub(value)
+    assert hidden["inputs"][0][1] == f"vus :\n{p.pseudonym('PAT-12')}\t{p.pseudonym('PAT-7')}"
+    assert hidden["note"] == f'\u0001{p.pseudonym("PAT-3")} ; "{p.pseudonym("PAT-9")}"'
+    assert hidden["n"] == 4
+
+
+def test_a_scrubber_with_nothing_to_hide_returns_the_value_itself():
+    value = {"a": ["PAT-1"]}
+    assert Pseudonymiser(b"k" * 32).scrubber([])(value) is value
 
 
 def test_key_from_the_environment(monkeypatch):

@@ -16,7 +16,6 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ import yaml
 from ..engine import Workspace
 from ..errors import PluginError
 from ..money import format_eur
-from ..pseudonym import Pseudonymiser, Scrubber, strings_in
+from ..pseudonym import Pseudonymiser, Scrubber, text_tokens
 from .hashchain import canonical_json, seal_entries, seal_run, sha256_text
 from .model import INSTALMENT_LABELS, KEY_FIELDS, KIND_OF_INSTALMENT, Entry, Run
 from .store import LedgerStore, Progress
@@ -218,12 +217,8 @@ def prepare(
     explanations = [row.explanation.to_dict() for row in due_rows]
     later = lines[~due_mask]
     if scrub is None:  # a mapping for the identifiers the texts to post may hold, not for every patient read
-        texts = chain(
-            (str(t) for t in lines["label"]),
-            (str(t) for t in lines["component"]),
-            (t for explanation in explanations for t in strings_in(explanation)),
-        )
-        scrub = pseudonymiser.scrubber(result.identifiers_in(texts))
+        texts = [[str(t) for t in lines["label"]], [str(t) for t in lines["component"]], explanations]
+        scrub = pseudonymiser.scrubber(result.identifiers_among(text_tokens(texts)))
     due: list[DueLine] = []
     for row, explanation in zip(due_rows, explanations, strict=True):
         key = (
