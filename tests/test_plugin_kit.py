@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from nmr_engine.engine import Workspace
@@ -291,3 +292,24 @@ def test_the_pytest_plugin_provides_the_nmr_example_fixture(nmr_example, tmp_pat
     example = nmr_example("jouet", make_example(tmp_path), plugins=[make_plugin(tmp_path)], periods=["2021"])
     # 2021: only C-A's visit of 2021-03-01, at 10 €
     assert example.calculate()[["contract_id", "amount_cents"]].values.tolist() == [["C-A", 1000]]
+
+
+def test_a_plugin_receives_identifiers_as_categories_and_its_lines_carry_text(tmp_path):
+    seen = {}
+
+    def one_line_per_visit(context):
+        visits = context.tables["visits"]
+        seen["dtypes"] = (visits["contract_id"].dtype, visits["period_id"].dtype)
+        lines = good_calculate(context)
+        # a plugin that copies an input column into its lines, category and all
+        codes = dict(zip(visits["contract_id"].astype(str), visits["contract_id"], strict=True))
+        lines["contract_id"] = pd.Series(pd.Categorical([codes[c] for c in lines["contract_id"]]), index=lines.index)
+        return lines
+
+    example = make_example(tmp_path)
+    registry = PluginRegistry(entry_points=False, plugins=[make_plugin(tmp_path, one_line_per_visit)])
+    result = Workspace(example / "contracts", example / "data", registry).calculate(["2020"])
+    assert all(isinstance(d, pd.CategoricalDtype) for d in seen["dtypes"])
+    assert not isinstance(result.lines["contract_id"].dtype, pd.CategoricalDtype)
+    assert sorted(result.lines["contract_id"]) == ["C-A", "C-B"]
+    assert result.total_cents == 4_000  # 4 visits of 2020 at 10,00 €

@@ -343,6 +343,9 @@ def validate_lines(lines, module: str, context: CalculationContext, plugin: str)
     missing = [c for c in LINE_COLUMNS if c not in lines.columns]
     if missing:
         raise fail(f"colonnes manquantes dans les lignes : {', '.join(missing)}")
+    categories = [c for c in lines.columns if isinstance(lines[c].dtype, pd.CategoricalDtype)]
+    if categories:  # inputs' identifiers arrive as categories; lines carry them as text
+        lines = lines.astype({c: object for c in categories})
     for col in ("quantity", "amount_cents", "unit_amount_cents"):
         if not pd.api.types.is_integer_dtype(lines[col].dtype):
             message = f"la colonne {col} doit être entière (centimes), reçu {lines[col].dtype}"
