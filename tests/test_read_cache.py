@@ -13,6 +13,7 @@ from nmr_engine.errors import InputError
 from nmr_engine.plugin.manager import PluginRegistry
 
 from .conftest import ROOT, write_contract, write_table
+from .test_bad_input import PROGRAMMES
 
 RUN = dt.date(2014, 12, 31)
 
@@ -49,12 +50,7 @@ SESSIONS = """\
 def dirs(workspace_dirs):
     contracts, data = workspace_dirs
     write_contract(contracts)
-    write_table(
-        data,
-        "etp",
-        "programmes",
-        "contract_id;programme_id;title;authorised_from;authorised_to\nC1;P1;Diabète;2012-01-01;2015-12-31\n",
-    )
+    write_table(data, "etp", "programmes", PROGRAMMES)
     write_table(data, "etp", "sessions", SESSIONS)
     return workspace_dirs
 

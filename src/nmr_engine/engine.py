@@ -26,7 +26,7 @@ from .parameters import ParameterStore, load_parameter_dir
 from .periods import DateRange, anchored_periods
 from .plugin.api import INSTALMENTS, LINE_COLUMNS, CalculationContext, Explanation, empty_lines
 from .plugin.manager import PluginRegistry
-from .pseudonym import TOKEN
+from .pseudonym import text_tokens
 
 
 @attrs.frozen
@@ -55,10 +55,7 @@ class CalculationResult:
         """The identifiers read by the run that may occur in ``texts``: those equal to one of
         their tokens (see :class:`~nmr_engine.pseudonym.Scrubber`), and any identifier that is
         not itself a single token (looked for by the scrubber's regular expression)."""
-        tokens: set[str] = set()
-        for text in texts:
-            tokens.update(TOKEN.findall(text))
-        return self.identifiers_among(tokens)
+        return self.identifiers_among(text_tokens(list(texts)))
 
     def identifiers_among(self, tokens: set[str]) -> set[str]:
         """As :meth:`identifiers_in`, given the texts' tokens (e.g. :func:`~nmr_engine.pseudonym.text_tokens`)."""
