@@ -289,7 +289,7 @@ def test_ledger_written_before_known_on_existed_is_upgraded_and_replayed(tmp_pat
         post(store, histcase.workspace(root, None), ["2012"], Pseudonymiser(KEY.encode()))
         runs, entries = store.snapshot()
     assert runs[0].known_on == "" and runs[0].data_files == "" and verify(runs, entries) == []
-    assert "known_on" not in runs[0].payload()  # the hash of an old run covers the old fields only
+    assert "known_on" not in runs[0].payload()  # payload() leaves the unset fields out
     out = plain(run_cli(*replay_args(root, url)).output)
     assert "Rejeu identique : 1 passage(s)" in out
 
