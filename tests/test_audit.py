@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -193,3 +194,49 @@ def test_bundle_of_the_example_replays_with_the_same_verdict(example, tmp_path):
     total = sum(e.amount_cents for e in entries)
     euros = f"{total // 100:,}".replace(",", " ") + f",{total % 100:02d} €"
     assert f"Rejeu identique : 1 passage(s), {len(entries)} écriture(s), total {euros}" in out
+
+
+def _resealed(bundle: Path, out: Path, edit) -> Path:
+    """A copy of ``bundle`` with ``edit(entries.jsonl lines as dicts)`` applied and the manifest
+    recomputed (what a forger would do)."""
+    import hashlib
+
+    with zipfile.ZipFile(bundle) as src, zipfile.ZipFile(out, "w") as dst:
+        manifest = json.loads(src.read("manifest.json"))
+        for name in src.namelist():
+            if name == "manifest.json":
+                continue
+            data = src.read(name)
+            if name == "ledger/entries.jsonl":
+                lines = [json.loads(line) for line in data.decode().splitlines()]
+                edit(lines)
+                data = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
+            manifest["files"][name] = hashlib.sha256(data).hexdigest()
+            dst.writestr(name, data)
+        dst.writestr("manifest.json", json.dumps(manifest))
+    return out
+
+
+def test_bundle_entries_carry_the_stored_record_and_must_agree_with_it(example, tmp_path):
+    root, url, entries = example
+    bundle = tmp_path / "example.zip"
+    export(root, url, bundle)
+    with zipfile.ZipFile(bundle) as zf:
+        lines = [json.loads(line) for line in zf.read("ledger/entries.jsonl").decode().splitlines()]
+    # a new ledger is of format 2: each line holds the record its hash covers
+    assert [base64.b64decode(line["record"]) for line in lines] == [e.record for e in entries]
+
+    def relabel(lines):  # a field kept in the record, changed beside it: the hash still matches
+        lines[0]["label"] = "Forfait falsifié"
+
+    out = run_cli("audit", "replay", str(_resealed(bundle, tmp_path / "relabelled.zip", relabel)), ok=False)
+    assert out.exit_code == 1
+    text = plain(out.output)
+    assert f"écriture n° 1 ({entries[0].entry_id}) : champs ou explication différents de l'enregistrement" in text
+
+    def drop_records(lines):  # read as format 1: the hashes no longer match
+        for line in lines:
+            del line["record"]
+
+    out = run_cli("audit", "replay", str(_resealed(bundle, tmp_path / "bare.zip", drop_records)), ok=False)
+    assert out.exit_code == 1 and "contenu modifié (empreinte recalculée différente)" in plain(out.output)

@@ -6,12 +6,23 @@ PostgreSQL variant is skipped when no server answers, unless ``NMR_REQUIRE_POSTG
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
 import pytest
-from ledger_support import KEY, PG_URL, SESSION_TAG, LedgerFactory, drop_schemas, make_workspace_files
+from ledger_support import (
+    KEY,
+    PG_URL,
+    SESSION_TAG,
+    LedgerFactory,
+    add_late_patient,
+    drop_schemas,
+    make_workspace_files,
+    workspace,
+)
 
+from nmr_engine.ledger import prepare
 from nmr_engine.pseudonym import Pseudonymiser
 
 
@@ -63,3 +74,12 @@ def ledger_url(ledgers) -> str:
 def sqlite_url(tmp_path) -> str:
     """For tests of what is built from the ledger, not of the storage (one backend is enough)."""
     return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+
+
+@pytest.fixture(scope="module")
+def two_proposals(tmp_path_factory):
+    """What is due for 2012 before and after the late patient (computed once for the module)."""
+    root = make_workspace_files(tmp_path_factory.mktemp("tamper") / "ws")
+    first = prepare(workspace(root, dt.date(2013, 1, 15)), ["2012"], Pseudonymiser(KEY.encode()))
+    add_late_patient(root)
+    return first, prepare(workspace(root, dt.date(2013, 1, 15)), ["2012"], Pseudonymiser(KEY.encode()))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import os
+import sqlite3
 import uuid
 from pathlib import Path
 
@@ -139,6 +140,29 @@ def drop_schemas(pattern: str) -> None:
             conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
 
 
+def create_format_1_tables(url: str) -> None:
+    """Create the tables of a format-1 ledger at ``url`` (empty, no triggers yet)."""
+    from nmr_engine.ledger.store import TABLES_DDL
+
+    if url.startswith("sqlite:///"):
+        conn = sqlite3.connect(url[len("sqlite:///") :])
+        for sql in TABLES_DDL:
+            conn.execute(sql)
+        conn.commit()
+        conn.close()
+        return
+    import psycopg
+
+    from nmr_engine.ledger.postgres import split_url
+
+    conninfo, schema = split_url(url)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(f"SET search_path TO {schema}")
+        for sql in TABLES_DDL:
+            conn.execute(sql)
+
+
 def _separator(url: str) -> str:
     return "&" if "?" in url else "?"
 
@@ -152,13 +176,19 @@ class LedgerFactory:
         self.base = base
         self.schemas: list[str] = []
 
-    def new(self) -> str:
+    def new(self, entry_format: int = 2) -> str:
+        """A new ledger; ``entry_format=1``: with the tables ledgers had before format 2 (what
+        opening it keeps: posting into it writes format-1 entries)."""
         n = next(_counter)
         if self.backend == "sqlite":
-            return f"sqlite:///{self.tmp_path / f'ledger-{n}.sqlite'}"
-        schema = f"{SESSION_TAG}_{n}"
-        self.schemas.append(schema)
-        return f"{self.base}{_separator(self.base)}schema={schema}"
+            url = f"sqlite:///{self.tmp_path / f'ledger-{n}.sqlite'}"
+        else:
+            schema = f"{SESSION_TAG}_{n}"
+            self.schemas.append(schema)
+            url = f"{self.base}{_separator(self.base)}schema={schema}"
+        if entry_format == 1:
+            create_format_1_tables(url)
+        return url
 
     def cleanup(self) -> None:
         for schema in self.schemas:

@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 from queue import Empty
 
@@ -28,23 +29,18 @@ from nmr_engine.cli.main import cli
 from nmr_engine.ledger import commit, open_store, plan, prepare, verify
 from nmr_engine.ledger.hashchain import VERIFY_COLUMNS, entry_hash, verify_store
 from nmr_engine.ledger.postgres import split_url
-from nmr_engine.ledger.store import _INTEGER, ENTRY_COLUMNS, RUN_COLUMNS, Session
+from nmr_engine.ledger.store import (
+    _INTEGER,
+    ENTRY_COLUMNS,
+    RECORD_ENTRY_COLUMNS,
+    RECORD_FIELDS,
+    RUN_COLUMNS,
+    Session,
+    unpack_record,
+)
 
 RUN_DATE = dt.date(2013, 1, 15)
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def two_proposals(tmp_path_factory):
-    """What is due for 2012 before and after the late patient (computed once for the module)."""
-    from ledger_support import KEY, make_workspace_files
-
-    from nmr_engine.pseudonym import Pseudonymiser
-
-    root = make_workspace_files(tmp_path_factory.mktemp("tamper") / "ws")
-    first = prepare(workspace(root, RUN_DATE), ["2012"], Pseudonymiser(KEY.encode()))
-    add_late_patient(root)
-    return first, prepare(workspace(root, RUN_DATE), ["2012"], Pseudonymiser(KEY.encode()))
 
 
 def _posted(url, proposals):
@@ -54,14 +50,15 @@ def _posted(url, proposals):
         return store.snapshot()
 
 
-def tamper(url: str, *statements: str) -> None:
-    """Edit the stored history directly, dropping the append-only triggers first."""
+def tamper(url: str, *statements) -> None:
+    """Edit the stored history directly, dropping the append-only triggers first. A statement is
+    SQL, or a function called with the connection and the parameter mark (``?`` or ``%s``)."""
     if url.startswith("sqlite:///"):
         conn = sqlite3.connect(url[len("sqlite:///") :])
         for name in [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")]:
             conn.execute(f"DROP TRIGGER {name}")
         for sql in statements:
-            conn.execute(sql)
+            sql(conn, "?") if callable(sql) else conn.execute(sql)
         conn.commit()
         conn.close()
         return
@@ -73,7 +70,26 @@ def tamper(url: str, *statements: str) -> None:
         for table in ("entries", "runs"):
             conn.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
         for sql in statements:
-            conn.execute(sql)
+            sql(conn, "%s") if callable(sql) else conn.execute(sql)
+
+
+def in_record(seq: int, field: str, change):
+    """A statement rewriting the record of entry ``seq`` (format 2) with ``field`` (one of
+    RECORD_FIELDS, or "explanation") replaced by ``change(old value)``: decompressed, edited and
+    compressed again, as someone editing the database by hand would do."""
+
+    def run(conn, mark):
+        record = conn.execute(f"SELECT record FROM entries WHERE seq = {seq}").fetchone()[0]
+        values, explanation = unpack_record(bytes(record))
+        if field == "explanation":
+            explanation = change(explanation)
+        else:
+            values[RECORD_FIELDS.index(field)] = change(values[RECORD_FIELDS.index(field)])
+        head = json.dumps(values, separators=(",", ":"), ensure_ascii=False)
+        new = zlib.compress(head.encode() + b"\n" + explanation.encode())
+        conn.execute(f"UPDATE entries SET record = {mark} WHERE seq = {seq}", (new,))
+
+    return run
 
 
 TAMPERING = {
@@ -92,16 +108,27 @@ TAMPERING = {
     "explanation": (["UPDATE entries SET explanation = replace(explanation, '250', '260') WHERE seq = 1"], "n° 1 "),
     "run total": (["UPDATE runs SET total_cents = 0 WHERE seq = 1"], "contenu modifié"),
 }
+#: The same edits in a format-2 ledger, for the fields kept in the record.
+IN_RECORD = {
+    "business date": [in_record(2, "business_date", lambda _: "2012-12-01")],
+    "due date": [in_record(5, "due_date", lambda _: "2011-12-31")],
+    "explanation": [in_record(1, "explanation", lambda text: text.replace("250", "260"))],
+}
 
 
+@pytest.mark.parametrize("entry_format", [1, 2])
 @pytest.mark.parametrize("case", list(TAMPERING))
-def test_tampering_is_reported_by_verify(case, ledger_url, two_proposals):
+def test_tampering_is_reported_by_verify(case, entry_format, ledgers, two_proposals):
+    ledger_url = ledgers.new(entry_format)
     runs, entries = _posted(ledger_url, two_proposals)
     assert verify(runs, entries) == []
+    assert all(bool(e.record) == (entry_format == 2) for e in entries)
     ok = CliRunner().invoke(cli, ["ledger", "verify", "--ledger", ledger_url])
     assert ok.exit_code == 0 and "Registre intègre" in ok.output and "8 écriture(s)" in ok.output
 
     statements, expected = TAMPERING[case]
+    if entry_format == 2:
+        statements = IN_RECORD.get(case, statements)
     tamper(ledger_url, *statements)
     with open_store(ledger_url) as store:
         problems = verify(*store.snapshot())
@@ -111,11 +138,15 @@ def test_tampering_is_reported_by_verify(case, ledger_url, two_proposals):
     assert "anomalie(s)" in bad.output and expected.strip() in bad.output
 
 
-def _changed(table: str, column: str, seq: int) -> list[str]:
+def _changed(table: str, column: str, seq: int) -> list:
     """An UPDATE changing ``column`` of record ``seq`` (still a valid value, so that the objects
-    of ``store.snapshot()`` can be built too)."""
+    of ``store.snapshot()`` can be built too); ``record.<field>``: that field in the record."""
     valid = {"due_date": "'1999-01-01'", "business_date": "'1999-01-01'", "corrects": """'["E-x"]'""",
              "selectors": """'["1999"]'"""}  # fmt: skip
+    if column.startswith("record."):
+        field = column.split(".", 1)[1]
+        new = {"due_date": "1999-01-01", "business_date": "1999-01-01", "corrects": ["E-x"]}
+        return [in_record(seq, field, lambda old: new[field] if field in new else old + "x")]
     if column in valid:
         return [f"UPDATE {table} SET {column} = {valid[column]} WHERE seq = {seq}"]
     if column == "seq":
@@ -127,8 +158,19 @@ def _changed(table: str, column: str, seq: int) -> list[str]:
     return [f"UPDATE {table} SET {column} = {column} || 'x' WHERE seq = {seq}"]
 
 
-@pytest.mark.parametrize("table, column", [("entries", c) for c in ENTRY_COLUMNS] + [("runs", c) for c in RUN_COLUMNS])
-def test_tampering_with_any_stored_column_is_reported_by_the_fast_verify(table, column, ledger_url, two_proposals):
+STORED = (
+    [(1, "entries", c) for c in ENTRY_COLUMNS]
+    + [(2, "entries", c) for c in RECORD_ENTRY_COLUMNS if c != "record"]
+    + [(2, "entries", f"record.{c}") for c in (*RECORD_FIELDS, "explanation")]
+    + [(f, "runs", c) for f in (1, 2) for c in RUN_COLUMNS]
+)
+
+
+@pytest.mark.parametrize("entry_format, table, column", STORED)
+def test_tampering_with_any_stored_column_is_reported_by_the_fast_verify(
+    entry_format, table, column, ledgers, two_proposals
+):
+    ledger_url = ledgers.new(entry_format)
     _posted(ledger_url, two_proposals)
     with open_store(ledger_url) as store:
         assert verify_store(store, batch=3).problems == []
@@ -146,11 +188,19 @@ def test_tampering_with_any_stored_column_is_reported_by_the_fast_verify(table, 
         assert any(p.startswith("passage ") and "contenu modifié" in p for p in problems), problems
 
 
-def test_the_fast_verify_reports_values_no_entry_could_hold(ledger_url, two_proposals):
+@pytest.mark.parametrize("entry_format", [1, 2])
+def test_the_fast_verify_reports_values_no_entry_could_hold(entry_format, ledgers, two_proposals):
+    ledger_url = ledgers.new(entry_format)
+    sqlite = ledger_url.startswith("sqlite")
     _posted(ledger_url, two_proposals)
-    changes = "due_date = 'garbage', corrects = '['"
-    if ledger_url.startswith("sqlite"):  # SQLite keeps a blob written into a TEXT column
-        changes += ", label = X'00ff'"
+    if entry_format == 1:
+        changes = "due_date = 'garbage', corrects = '['"
+        if sqlite:  # SQLite keeps a blob written into a TEXT column
+            changes += ", label = X'00ff'"
+    elif sqlite:  # a text over the record, a blob over a text column
+        changes = "record = 'du texte', period_id = X'00ff'"
+    else:
+        changes = "record = decode('789c00ff', 'hex')"  # not a zlib stream
     tamper(ledger_url, f"UPDATE entries SET {changes} WHERE seq = 4")
     with open_store(ledger_url) as store:  # hashed as stored: nothing is parsed, nothing fails
         problems = verify_store(store).problems
@@ -158,9 +208,12 @@ def test_the_fast_verify_reports_values_no_entry_could_hold(ledger_url, two_prop
     assert problems[0].endswith(" : contenu modifié (empreinte recalculée différente)")
 
 
-def test_posting_then_verifying_round_trips_with_the_documented_hash(ledger_url, two_proposals):
+@pytest.mark.parametrize("entry_format", [1, 2])
+def test_posting_then_verifying_round_trips_with_the_documented_hash(entry_format, ledgers, two_proposals):
+    ledger_url = ledgers.new(entry_format)
     runs, entries = _posted(ledger_url, two_proposals)
     with open_store(ledger_url) as store:
+        assert store.entry_format == entry_format
         report = verify_store(store, batch=3)
         with store.reading() as session:
             rows = [r for batch in session.verify_batches(5) for r in batch]
@@ -171,10 +224,24 @@ def test_posting_then_verifying_round_trips_with_the_documented_hash(ledger_url,
     # the format of hashchain's docstring, rebuilt here from the stored values
     compact = {"separators": (",", ":"), "ensure_ascii": False}
     for row, entry in zip(rows, entries, strict=True):
-        values = dict(zip(VERIFY_COLUMNS, row, strict=True))
-        head = [values[c] for c in ENTRY_COLUMNS if c not in ("explanation", "hash")]
-        assert isinstance(values["explanation"], bytes) and values["explanation"].decode() == entry.explanation
-        text = json.dumps(head, **compact).encode() + b"\n" + values["explanation"]
+        if entry_format == 1:
+            values = dict(zip(VERIFY_COLUMNS, row, strict=True))
+            head = [values[c] for c in ENTRY_COLUMNS if c not in ("explanation", "hash")]
+            assert isinstance(values["explanation"], bytes) and values["explanation"].decode() == entry.explanation
+            text = json.dumps(head, **compact).encode() + b"\n" + values["explanation"]
+        else:
+            values = dict(zip(RECORD_ENTRY_COLUMNS, row, strict=True))
+            head = [values[c] for c in RECORD_ENTRY_COLUMNS if c not in ("hash", "record")]
+            text = json.dumps(head, **compact).encode() + b"\n" + values["record"]
+            # the record: the other fields, a line feed, the explanation
+            fields, _, explanation = zlib.decompress(values["record"]).partition(b"\n")
+            assert explanation.decode() == entry.explanation and len(values["record"]) < len(fields) + len(explanation)
+            assert dict(zip(RECORD_FIELDS, json.loads(fields), strict=True)) == {
+                **{c: getattr(entry, c) for c in RECORD_FIELDS},
+                "due_date": entry.due_date.isoformat(),
+                "business_date": entry.business_date.isoformat(),
+                "corrects": list(entry.corrects),
+            }
         assert hashlib.sha256(text).hexdigest() == values["hash"] == entry.hash == entry_hash(entry)
     for row, run in zip(run_rows, runs, strict=True):
         values = [v for c, v in zip(RUN_COLUMNS, row, strict=True) if c != "hash"]

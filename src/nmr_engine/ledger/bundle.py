@@ -9,7 +9,7 @@ Layout::
     data/<module>/<table>.csv  the working files, pseudonymised
     parameters/<module>/…      the installed modules' parameter files
     ledger/runs.jsonl          the ledger, one JSON object per run / entry, hashes included
-    ledger/entries.jsonl
+    ledger/entries.jsonl       (and, from a format-2 ledger, each entry's stored record, base64)
     plugins.json               {module: {"plugin": name, "version": version}}
 
 Columns declared ``Column(pseudonymise=True)`` are replaced by the same keyed pseudonyms
@@ -21,6 +21,7 @@ original's, so the rebuilt input fingerprints are compared with those the ledger
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -173,9 +174,7 @@ def export_bundle(
         canonical_json({**r.payload(), "known_on": r.known_on, "data_files": r.data_files, "hash": r.hash}) + "\n"
         for r in runs
     ).encode()
-    files["ledger/entries.jsonl"] = "".join(
-        canonical_json({**e.payload(), "hash": e.hash}) + "\n" for e in entries
-    ).encode()
+    files["ledger/entries.jsonl"] = "".join(canonical_json(_entry_line(e)) + "\n" for e in entries).encode()
     manifest = {
         "format": FORMAT,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -195,6 +194,15 @@ def export_bundle(
     return ExportReport(out, len(files), len(runs), len(entries), len(subs))
 
 
+def _entry_line(entry: Entry) -> dict:
+    """An entry of ``entries.jsonl``: its fields, its hash and, from a format-2 ledger, its stored
+    record in base64 (the hash covers the record's bytes; verify checks the fields against it)."""
+    line = {**entry.payload(), "hash": entry.hash}
+    if entry.record:
+        line["record"] = base64.b64encode(entry.record).decode("ascii")
+    return line
+
+
 def load_ledger_jsonl(folder: Path) -> tuple[list[Run], list[Entry]]:
     runs = []
     for line in (folder / "runs.jsonl").read_text(encoding="utf-8").splitlines():
@@ -208,6 +216,8 @@ def load_ledger_jsonl(folder: Path) -> tuple[list[Run], list[Entry]]:
         d["due_date"] = dt.date.fromisoformat(d["due_date"])
         d["business_date"] = dt.date.fromisoformat(d["business_date"])
         d["corrects"] = tuple(d["corrects"])
+        if "record" in d:
+            d["record"] = base64.b64decode(d["record"])
         entries.append(Entry(**d))
     return runs, entries
 

@@ -54,6 +54,10 @@ class Entry:
     corrects: tuple[str, ...] = ()
     prev_hash: str = GENESIS
     hash: str = ""
+    #: In a ledger of entry format 2, the stored record the hash covers (the fields that have no
+    #: column of their own and the explanation, zlib-compressed; :mod:`.store`); ``b""`` for
+    #: format 1 (one column per field). Derived from the fields: not compared, not in the payload.
+    record: bytes = attrs.field(default=b"", eq=False, repr=False)
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -74,6 +78,7 @@ class Entry:
         stored row built from these values (:mod:`.hashchain`)."""
         out = attrs.asdict(self, recurse=False)
         out.pop("hash")
+        out.pop("record")
         out["due_date"] = self.due_date.isoformat()
         out["business_date"] = self.business_date.isoformat()
         out["corrects"] = list(self.corrects)

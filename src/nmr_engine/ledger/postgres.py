@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import ConfigurationError
-from .store import TABLES_DDL, LedgerStore, Session, upgrade_statements
+from .store import LedgerStore, Session, entry_format, tables_ddl, upgrade_statements
 
 DEFAULT_SCHEMA = "nmr_ledger"
 _FUNCTION = """
@@ -72,19 +72,20 @@ class PostgresStore(LedgerStore):
         self._upgrade()
 
     def _upgrade(self) -> None:
-        """Add the run columns an older ledger lacks (under the write lock)."""
-        columns = {
-            r[0]
-            for r in self.conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = 'runs'",
-                (self.schema,),
-            ).fetchall()
-        }
-        missing = upgrade_statements(columns)
+        """Add the run columns an older ledger lacks (under the write lock); read the entry format."""
+        missing = upgrade_statements(self._columns("runs"))
         if missing:
             with self.writing() as session:
                 for sql in missing:
                     session.cursor.execute(sql.replace("ADD COLUMN", "ADD COLUMN IF NOT EXISTS"))
+        self.entry_format = entry_format(self._columns("entries"))
+
+    def _columns(self, table: str) -> set[str]:
+        rows = self.conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+            (self.schema, table),
+        ).fetchall()
+        return {r[0] for r in rows}
 
     def _installed(self) -> bool:
         """Tables and append-only triggers all present (then opening takes no lock)."""
@@ -101,7 +102,7 @@ class PostgresStore(LedgerStore):
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key,))
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
             cur.execute(f"SET LOCAL search_path TO {self.schema}")
-            for sql in (*TABLES_DDL, _FUNCTION, *TRIGGERS):
+            for sql in (*tables_ddl("BYTEA"), _FUNCTION, *TRIGGERS):  # a new ledger: format 2
                 cur.execute(sql)
 
     @property

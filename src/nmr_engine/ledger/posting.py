@@ -372,6 +372,7 @@ def commit(store: LedgerStore, proposal: Proposal, progress: Progress | None = N
             ],
             last_seq + 1,
             last_hash,
+            session.store.entry_format,
         )
         run = seal_run(
             Run(

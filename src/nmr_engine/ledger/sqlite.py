@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ConfigurationError
-from .store import TABLES_DDL, LedgerStore, Session, upgrade_statements
+from .store import LedgerStore, Session, entry_format, tables_ddl, upgrade_statements
 
 TRIGGERS = [
     f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
@@ -60,16 +60,17 @@ class SqliteStore(LedgerStore):
     def _install(self) -> None:
         """Create the tables and triggers, or add the columns of a newer version, if needed."""
         if not self._installed():
-            with self.writing() as session:
-                for sql in (*TABLES_DDL, *TRIGGERS):
+            with self.writing() as session:  # a new ledger: format 2 (tables already there are kept)
+                for sql in (*tables_ddl("BLOB"), *TRIGGERS):
                     session.cursor.execute(sql)
-        if upgrade_statements(self._run_columns()):
+        if upgrade_statements(self._columns("runs")):
             with self.writing() as session:  # look again under the lock: another process may have done it
-                for sql in upgrade_statements(self._run_columns()):
+                for sql in upgrade_statements(self._columns("runs")):
                     session.cursor.execute(sql)
+        self.entry_format = entry_format(self._columns("entries"))
 
-    def _run_columns(self) -> set[str]:
-        return {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}
+    def _columns(self, table: str) -> set[str]:
+        return {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
 
     def _installed(self) -> bool:
         """Tables and append-only triggers all present (then opening takes no write lock)."""

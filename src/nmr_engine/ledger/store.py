@@ -5,6 +5,18 @@
 defaults to ``nmr_ledger``). Both keep the same two tables, refuse UPDATE and DELETE
 with triggers, and serialise writers: :meth:`LedgerStore.writing` holds an exclusive
 lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL advisory lock) for one transaction.
+
+Two layouts of the ``entries`` table (the *entry format*, fixed when a ledger is created and
+kept for its whole life; ``runs`` is the same in both):
+
+- **format 1** (ledgers created before format 2): one column per entry field
+  (:data:`ENTRY_COLUMNS`), the explanation as text;
+- **format 2** (every new ledger): the columns that are queried or checked row by row
+  (:data:`RECORD_ENTRY_COLUMNS`) and one ``record`` blob: ``zlib`` of the compact JSON array of
+  the other fields (:data:`RECORD_FIELDS`), a line feed, and the explanation (UTF-8). An entry's
+  ≈ 4.4 KB become ≈ 1.3 KB, and verifying reads 9 values per row instead of 23.
+
+:mod:`.hashchain` documents what the hash covers in each format.
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import json
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,12 +81,22 @@ ENTRY_COLUMNS = (
     "hash",
 )
 _INTEGER = {"seq", "entry_count", "total_cents", "first_entry_seq", "amount_cents"}
+#: Entry formats (layouts of the ``entries`` table): format 1, one column per field; format 2,
+#: :data:`RECORD_ENTRY_COLUMNS` with the other fields and the explanation in a compressed record.
+FORMAT_COLUMNS, FORMAT_RECORD = 1, 2
+#: The ``entries`` columns of a format-2 ledger, in table order.
+RECORD_ENTRY_COLUMNS = ("seq", "entry_id", "run_id", "period_id", "kind", "amount_cents", "prev_hash", "hash", "record")
+#: The fields of a format-2 record, in order (before the line feed and the explanation).
+RECORD_FIELDS = tuple(c for c in ENTRY_COLUMNS if c not in (*RECORD_ENTRY_COLUMNS, "explanation"))
+#: zlib level of the records: 1 is ≈ 30 % faster to write than 6 for 4 % more bytes; any level
+#: reads back the same (the hash covers the stored bytes, whatever level wrote them).
+RECORD_LEVEL = 1
 
 
-def _ddl_table(name: str, columns: Sequence[str], extra: str = "") -> str:
+def _ddl_table(name: str, columns: Sequence[str], extra: str = "", blob: str = "BLOB") -> str:
     cols = []
     for c in columns:
-        kind = "BIGINT" if c in _INTEGER else "TEXT"
+        kind = "BIGINT" if c in _INTEGER else blob if c == "record" else "TEXT"
         suffix = " PRIMARY KEY" if c == "seq" else " NOT NULL"
         if name == "runs" and c in ADDED_RUN_COLUMNS:
             suffix += " DEFAULT ''"
@@ -85,12 +108,28 @@ def _ddl_table(name: str, columns: Sequence[str], extra: str = "") -> str:
     return f"CREATE TABLE IF NOT EXISTS {name} (\n  " + ",\n  ".join(cols) + "\n)"
 
 
-TABLES_DDL = (
-    _ddl_table("runs", RUN_COLUMNS),
-    _ddl_table("entries", ENTRY_COLUMNS, "FOREIGN KEY (run_id) REFERENCES runs (run_id)"),
+_INDEXES = (
     "CREATE INDEX IF NOT EXISTS entries_by_run ON entries (run_id)",
     "CREATE INDEX IF NOT EXISTS entries_by_period ON entries (period_id)",
 )
+#: The tables of a format-1 ledger (what ledgers were created with before format 2).
+TABLES_DDL = (
+    _ddl_table("runs", RUN_COLUMNS),
+    _ddl_table("entries", ENTRY_COLUMNS, "FOREIGN KEY (run_id) REFERENCES runs (run_id)"),
+    *_INDEXES,
+)
+
+
+def tables_ddl(blob: str) -> tuple[str, ...]:
+    """The tables of a new ledger (format 2); ``blob`` is the database's binary type."""
+    entries = _ddl_table("entries", RECORD_ENTRY_COLUMNS, "FOREIGN KEY (run_id) REFERENCES runs (run_id)", blob)
+    return (_ddl_table("runs", RUN_COLUMNS), entries, *_INDEXES)
+
+
+def entry_format(entry_columns: set[str]) -> int:
+    """The format of a ledger whose ``entries`` table has ``entry_columns``."""
+    return FORMAT_RECORD if "record" in entry_columns else FORMAT_COLUMNS
+
 
 #: Called with (message, done, total) during long work (the CLI shows a progress bar).
 Progress = Callable[[str, int, int], None]
@@ -120,6 +159,87 @@ def entry_to_row(entry: Entry) -> tuple:
     p["hash"] = entry.hash
     p["corrects"] = json.dumps(p["corrects"])
     return tuple(p[c] for c in ENTRY_COLUMNS)
+
+
+def _compact(values: list[Any]) -> str:
+    return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
+
+
+def record_values(entry: Entry) -> list[Any]:
+    """The values of :data:`RECORD_FIELDS` as a record holds them (dates as ISO text, ``corrects``
+    as a list)."""
+    values = [getattr(entry, c) for c in RECORD_FIELDS]
+    for i in _RECORD_DATES:
+        values[i] = values[i].isoformat()
+    values[_RECORD_CORRECTS] = list(values[_RECORD_CORRECTS])
+    return values
+
+
+def pack_record(entry: Entry) -> bytes:
+    """The format-2 record of ``entry``: zlib(compact JSON array of :func:`record_values` + line
+    feed + explanation, UTF-8)."""
+    return zlib.compress(_compact(record_values(entry)).encode() + b"\n" + entry.explanation.encode(), RECORD_LEVEL)
+
+
+_RECORD_DATES = [RECORD_FIELDS.index(c) for c in ("due_date", "business_date")]
+_RECORD_CORRECTS = RECORD_FIELDS.index("corrects")
+
+
+def unpack_record(record: bytes) -> tuple[list[Any], str]:
+    """(the values of :data:`RECORD_FIELDS` as stored, the explanation) of a format-2 record."""
+    unzip = zlib.decompressobj()
+    text = unzip.decompress(record)
+    if not unzip.eof or unzip.unused_data:
+        raise ValueError("enregistrement tronqué ou suivi d'autres octets")
+    head, _, explanation = text.partition(b"\n")
+    values = json.loads(head)
+    if not isinstance(values, list) or len(values) != len(RECORD_FIELDS):
+        raise ValueError("champs de l'enregistrement inattendus")
+    return values, explanation.decode("utf-8")
+
+
+def entry_to_record_row(entry: Entry) -> tuple:
+    """The stored row of ``entry`` in a format-2 ledger (its record built if not sealed with one)."""
+    return (
+        entry.seq,
+        entry.entry_id,
+        entry.run_id,
+        entry.period_id,
+        entry.kind,
+        entry.amount_cents,
+        entry.prev_hash,
+        entry.hash,
+        entry.record or pack_record(entry),
+    )
+
+
+def entry_from_record_row(row: Sequence[Any]) -> Entry:
+    """The entry of a format-2 row (:data:`RECORD_ENTRY_COLUMNS` order)."""
+    seq, entry_id, run_id, period_id, kind, amount, prev_hash, hash_, record = row
+    try:
+        values, explanation = unpack_record(bytes(record))
+        d = dict(zip(RECORD_FIELDS, values, strict=True))
+        d["due_date"] = dt.date.fromisoformat(d["due_date"])
+        d["business_date"] = dt.date.fromisoformat(d["business_date"])
+        d["corrects"] = tuple(d["corrects"])
+    except (TypeError, ValueError, zlib.error) as exc:  # json's errors are ValueErrors
+        raise ConfigurationError(
+            f"registre : écriture n° {seq} ({entry_id}) illisible ({exc}) : l'enregistrement stocké a été "
+            "modifié (nmr ledger verify le signale)"
+        ) from None
+    return Entry(
+        seq=int(seq),
+        entry_id=entry_id,
+        run_id=run_id,
+        period_id=period_id,
+        kind=kind,
+        amount_cents=int(amount),
+        prev_hash=prev_hash,
+        hash=hash_,
+        explanation=explanation,
+        record=bytes(record),
+        **d,
+    )
 
 
 def run_from_row(row: Sequence[Any]) -> Run:
@@ -160,17 +280,23 @@ class Session:
         return [tuple(r) for r in self.cursor.fetchall()]
 
     def verify_batches(self, batch: int = 2000) -> Iterator[list[tuple]]:
-        """Every entry as stored, by ``seq``, in lists of at most ``batch`` rows, columns in
-        :data:`~.hashchain.VERIFY_COLUMNS` order (the explanation as its UTF-8 bytes): what
-        :func:`~.hashchain.verify_rows` checks, with no object built and no JSON decoded."""
-        from .hashchain import ENTRY_HEAD_COLUMNS
+        """Every entry as stored, by ``seq``, in lists of at most ``batch`` rows, columns in the
+        order :func:`~.hashchain.verify_rows` checks for the ledger's format
+        (:data:`~.hashchain.VERIFY_COLUMNS`: format 1, the explanation as its UTF-8 bytes;
+        :data:`RECORD_ENTRY_COLUMNS`: format 2), with no object built and nothing decoded."""
+        if self.store.entry_format == FORMAT_RECORD:
+            sql = f"SELECT {', '.join(RECORD_ENTRY_COLUMNS)} FROM entries ORDER BY seq"
+        else:
+            from .hashchain import ENTRY_HEAD_COLUMNS
 
-        sql = f"SELECT {', '.join(ENTRY_HEAD_COLUMNS)}, hash, {self.store.explanation_bytes} FROM entries ORDER BY seq"
+            columns = f"{', '.join(ENTRY_HEAD_COLUMNS)}, hash, {self.store.explanation_bytes}"
+            sql = f"SELECT {columns} FROM entries ORDER BY seq"
         return self.store.stream(self, sql, batch)
 
     def entries(self, run_id: str | None = None, period_ids: Sequence[str] | None = None) -> list[Entry]:
         """Entries in ledger order; only one run's, or only those of some periods, when asked."""
-        sql = f"SELECT {', '.join(ENTRY_COLUMNS)} FROM entries"
+        record = self.store.entry_format == FORMAT_RECORD
+        sql = f"SELECT {', '.join(RECORD_ENTRY_COLUMNS if record else ENTRY_COLUMNS)} FROM entries"
         if run_id is not None:
             self.cursor.execute(self._q(sql + " WHERE run_id = ? ORDER BY seq"), (run_id,))
         elif period_ids is not None:
@@ -180,7 +306,8 @@ class Session:
             self.cursor.execute(self._q(sql + f" WHERE period_id IN ({marks}) ORDER BY seq"), tuple(period_ids))
         else:
             self.cursor.execute(sql + " ORDER BY seq")
-        return [entry_from_row(r) for r in self.cursor.fetchall()]
+        build = entry_from_record_row if record else entry_from_row
+        return [build(r) for r in self.cursor.fetchall()]
 
     def head(self) -> tuple[int, str, int, str]:
         """(last entry seq, its hash, last run seq, its hash); zeros and GENESIS when empty."""
@@ -195,11 +322,13 @@ class Session:
         cols = ", ".join(RUN_COLUMNS)
         marks = ", ".join("?" for _ in RUN_COLUMNS)
         self.cursor.execute(self._q(f"INSERT INTO runs ({cols}) VALUES ({marks})"), run_to_row(run))
-        cols = ", ".join(ENTRY_COLUMNS)
-        marks = ", ".join("?" for _ in ENTRY_COLUMNS)
-        sql = self._q(f"INSERT INTO entries ({cols}) VALUES ({marks})")
+        columns, to_row = ENTRY_COLUMNS, entry_to_row
+        if self.store.entry_format == FORMAT_RECORD:
+            columns, to_row = RECORD_ENTRY_COLUMNS, entry_to_record_row
+        marks = ", ".join("?" for _ in columns)
+        sql = self._q(f"INSERT INTO entries ({', '.join(columns)}) VALUES ({marks})")
         for start in range(0, len(entries), chunk):
-            self.cursor.executemany(sql, [entry_to_row(e) for e in entries[start : start + chunk]])
+            self.cursor.executemany(sql, [to_row(e) for e in entries[start : start + chunk]])
             if progress:
                 progress("écriture", min(start + chunk, len(entries)), len(entries))
 
@@ -209,6 +338,8 @@ class LedgerStore(abc.ABC):
 
     placeholder = "?"
     url: str
+    #: The ledger's entry format (:data:`FORMAT_RECORD` for a new ledger), set when it is opened.
+    entry_format: int = FORMAT_RECORD
     #: SQL expression of the explanation as UTF-8 bytes (hashed as stored, not decoded).
     explanation_bytes = "CAST(explanation AS BLOB)"
 
