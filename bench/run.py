@@ -239,6 +239,7 @@ def stage_verify(folder: Path, period: str) -> dict:
         "entries": report.entries,
         "entries_per_second": report.entries / seconds,
         "entries_per_cpu_second": report.entries / cpu_seconds,
+        "entry_format": store.entry_format,
         "ledger_mb": ledger.stat().st_size / 2**20,
         "build": info,
         "base_mb": base,

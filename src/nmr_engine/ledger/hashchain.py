@@ -1,51 +1,65 @@
 """Hash chain over the stored rows: any later edit of the stored history shows.
 
-Hash format (one format, for entries and runs)
-----------------------------------------------
+Hash format
+-----------
 A record's hash is the SHA-256 (hex) of its **stored column values, in the table's column
-order** (:data:`~.store.ENTRY_COLUMNS`, :data:`~.store.RUN_COLUMNS`), the ``hash`` column
-itself left out, exactly as the database holds them (integers as JSON numbers, everything
-else as the stored text: ISO dates, ``corrects`` and ``selectors`` as their stored JSON text):
+order**, the ``hash`` column itself left out, exactly as the database holds them (integers as
+JSON numbers, text as the stored text: ISO dates, JSON texts such as ``selectors``). ``json`` below
+is compact JSON (``separators=(",", ":")``, non-ASCII kept), encoded as UTF-8; the array cannot
+contain a raw line feed (JSON escapes it), so the first ``\\n`` ends it and what follows is hashed
+byte for byte. The values include ``seq`` and ``prev_hash``: the hash covers the record's
+position and the previous record's hash.
 
-- a **run**: ``json([v1, v2, ...])``;
-- an **entry**: ``json([v1, v2, ...]) + "\\n" + explanation``: the explanation, the one large
-  column (≈ 3–4 KB of canonical JSON), is left out of the array and appended after a line feed.
+- a **run** (:data:`~.store.RUN_COLUMNS`): ``json([v1, v2, ...])``.
+- an **entry** depends on the ledger's *entry format* (the layout of its ``entries`` table,
+  fixed when the ledger was created, :mod:`.store`):
 
-``json`` is compact JSON (``separators=(",", ":")``, non-ASCII kept), encoded as UTF-8. It is
-unambiguous: the array is self-delimiting and cannot contain a raw line feed (JSON escapes it),
-so the first ``\\n`` ends it and the rest is the explanation, byte for byte. In Python, for a
-row read as a dict::
+  - **format 2** (every new ledger; columns :data:`~.store.RECORD_ENTRY_COLUMNS`):
+    ``json([seq, entry_id, run_id, period_id, kind, amount_cents, prev_hash]) + "\\n" + record``,
+    where ``record`` is the stored blob, hashed as stored (never decompressed to verify):
+    ``zlib(json([contract_id, module, component, payee_id, instalment, due_date, business_date,
+    recorded_at, label, input_fingerprint, parameter_fingerprint, plugin, plugin_version,
+    corrects]) + "\\n" + explanation)`` (``corrects`` a JSON list, the explanation its
+    canonical JSON text). In Python, for a row read as a dict::
 
-    head = [row[c] for c in ENTRY_COLUMNS if c not in ("explanation", "hash")]
-    text = json.dumps(head, separators=(",", ":"), ensure_ascii=False) + "\\n" + row["explanation"]
-    assert hashlib.sha256(text.encode("utf-8")).hexdigest() == row["hash"]
+        head = [row[c] for c in ("seq", "entry_id", "run_id", "period_id", "kind", "amount_cents", "prev_hash")]
+        text = json.dumps(head, separators=(",", ":"), ensure_ascii=False).encode() + b"\\n" + row["record"]
+        assert hashlib.sha256(text).hexdigest() == row["hash"]
+        fields, _, explanation = zlib.decompress(row["record"]).partition(b"\\n")  # to read it
 
-The values include
-``seq`` and ``prev_hash``: the hash covers the record's position and the previous record's hash.
+  - **format 1** (ledgers created before format 2; columns :data:`~.store.ENTRY_COLUMNS`):
+    ``json([every column but explanation and hash]) + "\\n" + explanation`` (``corrects`` as its
+    stored JSON text)::
+
+        head = [row[c] for c in ENTRY_COLUMNS if c not in ("explanation", "hash")]
+        text = json.dumps(head, separators=(",", ":"), ensure_ascii=False) + "\\n" + row["explanation"]
+        assert hashlib.sha256(text.encode("utf-8")).hexdigest() == row["hash"]
+
 Runs record their entries' count, total, first entry position and last hash, so an edited
 amount, date, order, explanation or run id, a removed or inserted entry, or a run cut short is
-reported by :func:`verify` and :func:`verify_store`.
+reported by :func:`verify` and :func:`verify_store`, in both formats.
 
 Why this format (the verify design)
 -----------------------------------
-The first format hashed ``canonical_json`` of a dict of the entry's fields (sorted keys). To
-check it, verify read every row into an ``Entry``, re-serialised the whole ≈ 4.4 KB entry with
-the explanation JSON-escaped inside it, and hashed that: ≈ 10,000 entries per second, 40 % of the
-time building the objects, 60 % re-serialising them (``json.dumps`` escaping the explanation,
-``attrs.asdict``) before the sha256 itself. Now the hash input is built
-from the row as the database returns it: :func:`verify_store` streams rows (seq order, in
-batches, one read snapshot) in the fixed column order of :data:`VERIFY_COLUMNS`, the
-explanation fetched as bytes (no UTF-8 decoding, no JSON escaping: it is hashed as stored); per
-row there is one C-level ``json.dumps`` of ~20 short values and one ``sha256``. The chain, the
-positions, the kinds and the run totals are checked per batch on the columns (list comparisons,
-``groupby``), never through ``Entry`` objects. :func:`verify` on objects (audit bundles,
-``nmr replay``, tests) builds the same rows with :func:`~.store.entry_to_row` and shares the checks.
-Measured: ≈ 4× faster (SQLite, 35,124 entries: 9,000–15,000 → 37,000–49,000 entries per second on
-a shared, loaded 2-core machine); what is left is reading the row, the array and the sha256.
+The first format hashed ``canonical_json`` of a dict of the entry's fields: verify rebuilt and
+re-serialised every ``Entry`` (≈ 10,000 entries per second). Format 1 hashed the row as stored:
+:func:`verify_store` streams rows (seq order, in batches, one read snapshot) and does per row one
+C-level ``json`` array and one ``sha256`` (≈ 37,000–49,000 entries per second, SQLite). What was
+left was reading the row — 23 values, ≈ 4.4 KB of which the explanation is ≈ 80 %, over two
+pages — and hashing ≈ 3.5 KB. Format 2 cuts both: verify reads 9 values per row, the record is
+≈ 1.2 KB instead of ≈ 3.3 KB of explanation (zlib level 1, :data:`~.store.RECORD_LEVEL`), and the
+7-value array is written with the functions ``json`` uses for str and int (same bytes; a value
+of another type, which no row the ledger writes holds, falls back to ``json`` itself). The checks
+of the chain, positions, kinds and run totals are per batch on the columns (list comparisons,
+``groupby``), never through ``Entry`` objects. Measured figures: docs/benchmarks.md ("Verify").
 
-Hashing is not split over processes: a worker must not import the package (``nmr_engine``
-imports pandas: ≈ 1 s per process), and on the shared 2-core machine two processes verifying
-half the ledger each were not faster than one (see docs/benchmarks.md).
+The record is hashed as stored, not recompressed: zlib's output may differ between builds, so an
+``Entry`` read from a format-2 ledger keeps its stored ``record``, sealing builds it once, and an
+audit bundle carries it; :func:`verify` on objects checks each entry's fields against its record.
+
+Hashing is not split over threads or processes: hashlib holds the GIL below 2 KB (a record is
+smaller), a reader thread feeding the hashing one was slower, and a worker process must not
+import the package (pandas: ≈ 1 s) on a 2-core machine shared with other jobs (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -69,7 +83,7 @@ from .store import (
     RUN_COLUMNS,
     entry_to_record_row,
     entry_to_row,
-    pack_record,
+    pack_records,
     record_values,
     run_to_row,
     unpack_record,
@@ -188,11 +202,17 @@ def seal_entries(
     """Number and chain ``entries`` after ``prev_hash``, for a ledger of ``entry_format`` (format 2:
     each entry's record is built once here, and stored as it is)."""
     out = []
-    record = entry_format == FORMAT_RECORD
+    if entry_format == FORMAT_RECORD:
+        sha, compact = _sha256, _compact_array
+        for i, (entry, record) in enumerate(zip(entries, pack_records(entries), strict=True)):
+            seq = first_seq + i
+            head = [seq, entry.entry_id, entry.run_id, entry.period_id, entry.kind, entry.amount_cents, prev_hash]
+            digest = sha(compact(head).encode() + b"\n" + record).hexdigest()  # = entry_hash
+            out.append(attrs.evolve(entry, seq=seq, prev_hash=prev_hash, hash=digest, record=record))
+            prev_hash = digest
+        return out
     for i, entry in enumerate(entries):
-        entry = attrs.evolve(
-            entry, seq=first_seq + i, prev_hash=prev_hash, hash="", record=pack_record(entry) if record else b""
-        )
+        entry = attrs.evolve(entry, seq=first_seq + i, prev_hash=prev_hash, hash="", record=b"")
         entry = attrs.evolve(entry, hash=entry_hash(entry))
         prev_hash = entry.hash
         out.append(entry)
