@@ -124,11 +124,11 @@ def _patients(context: CalculationContext) -> list[dict]:
         return []
     attrs = dict(s.attrs)
     progs = context.tables["programmes"]
-    contract_code, contracts = pd.factorize(s["contract_id"], sort=True)
-    programme_code, programme_ids = pd.factorize(s["programme_id"], sort=True)
+    contract_code, contracts = sorted_codes(s["contract_id"])
+    programme_code, programme_ids = sorted_codes(s["programme_id"])
     # Patients need not be in text order: nothing computed depends on the order between them.
     patient_code, _ = pd.factorize(s["patient_id"])
-    prog_row = _programme_rows(progs, contracts, programme_ids, contract_code, programme_code)
+    prog_row = declared_programmes(progs, contracts, programme_ids, contract_code, programme_code)
     day = s["session_date"].to_numpy()
     auth_from = np.append(progs["authorised_from"].to_numpy(), np.datetime64("NaT"))[prog_row]
     auth_to = np.append(progs["authorised_to"].to_numpy(), np.datetime64("NaT"))[prog_row]
@@ -199,11 +199,12 @@ def _patients(context: CalculationContext) -> list[dict]:
     # The cycle belongs to the period of its completion date.
     history = context.history
     period_row = _period_rows(history, contracts, cycle_contract, completed)
-    period_ids = np.append(history["period_id"].to_numpy(dtype=object), np.nan)[period_row]
+    # contract and period as categories in text order: grouped as their texts, without a text per cycle
+    period_code, period_names = pd.factorize(history["period_id"], sort=True)
     cycles = pd.DataFrame(
         {
-            "contract_id": np.asarray(contracts, dtype=object)[cycle_contract],
-            "period_id": period_ids,
+            "contract_id": pd.Categorical.from_codes(cycle_contract, categories=contracts),
+            "period_id": pd.Categorical.from_codes(np.append(period_code, -1)[period_row], categories=period_names),
             "completed_on": completed,
             "sessions": sessions,
             "_line": first_line,
@@ -364,14 +365,33 @@ def _session_rows(s: pd.DataFrame, rows: np.ndarray, extra: list[str], attrs: di
     return out
 
 
-def _programme_rows(progs, contracts, programme_ids, contract_code, programme_code) -> np.ndarray:
-    """Row of ``programmes`` declaring each session's programme (-1: none)."""
+def sorted_codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """``pd.factorize(column, sort=True)``: an int64 code per row (-1: missing) and the distinct
+    values in text order — read from the categories when the column is a category in text order
+    (the reader's ``contract_id`` and ``Column(category=True)``), without hashing a row."""
+    if isinstance(column.dtype, pd.CategoricalDtype) and column.cat.categories.is_monotonic_increasing:
+        codes = column.cat.codes.to_numpy().astype(np.int64)
+        present = codes >= 0
+        used = np.bincount(codes[present], minlength=len(column.cat.categories)) > 0
+        if not used.all():  # number the categories present only, as factorize does
+            codes[present] = (np.cumsum(used) - 1)[codes[present]]
+        return codes, pd.Index(column.cat.categories[used])
+    codes, uniques = pd.factorize(column, sort=True)
+    return codes.astype(np.int64), pd.Index(uniques)
+
+
+def declared_programmes(progs, contracts, programme_ids, contract_code, programme_code) -> np.ndarray:
+    """Row of ``programmes`` declaring each session's programme (-1: none), given the sessions'
+    contract and programme codes into ``contracts`` and ``programme_ids``."""
     width = max(len(programme_ids), 1)
-    p_contract = pd.Index(contracts).get_indexer(progs["contract_id"])
-    p_programme = pd.Index(programme_ids).get_indexer(progs["programme_id"])
+    p_contract = pd.Index(contracts).get_indexer(progs["contract_id"]).astype(np.int64)
+    p_programme = pd.Index(programme_ids).get_indexer(progs["programme_id"]).astype(np.int64)
     known = (p_contract >= 0) & (p_programme >= 0)
-    keys = pd.Index(np.where(known, p_contract.astype(np.int64) * width + p_programme, -1 - np.arange(len(progs))))
-    return keys.get_indexer(contract_code.astype(np.int64) * width + programme_code)
+    # a (contract, programme) grid: one gather per session instead of hashing its key
+    grid = np.full(max(len(contracts), 1) * width + 1, -1, dtype=np.int64)  # last cell: missing code
+    grid[p_contract[known] * width + p_programme[known]] = np.flatnonzero(known)
+    cell = contract_code * width + programme_code
+    return grid[np.where((contract_code >= 0) & (programme_code >= 0), cell, len(grid) - 1)]
 
 
 def _period_rows(history: pd.DataFrame, contracts, contract_code: np.ndarray, days: np.ndarray) -> np.ndarray:
@@ -412,13 +432,20 @@ def _patient_order(codes: list[np.ndarray], day: np.ndarray, diag: np.ndarray, l
     not_diag = (~diag).astype(np.int64)
     low, span = (int(day.min()), int(day.max()) - int(day.min()) + 1) if day.size else (0, 1)
     if len(keys) == 1 and (int(keys[0].max(initial=0)) + 1) * span * 2 < 2**62:
-        # one int64 key (patient, date, diagnostic first); the line breaks ties
-        order = np.lexsort((line, (keys[0] * span + (day - low)) * 2 + not_diag))
+        # one int64 key (patient, date, diagnostic first); the line breaks ties. Without ties (the
+        # reader refuses duplicate séances) any sort gives that order, and a plain one is faster.
+        key = (keys[0] * span + (day - low)) * 2 + not_diag
+        order = np.argsort(key)
+        ordered = key[order]
+        if bool((ordered[1:] == ordered[:-1]).any()):
+            order = np.lexsort((line, key))
+            ordered = key[order]
+        sorted_keys = [ordered // (span * 2)]
     else:
         order = np.lexsort((line, not_diag, day, *reversed(keys)))
+        sorted_keys = [k[order] for k in keys]
     first = np.ones(order.size, dtype=bool)
     if order.size:
-        sorted_keys = [k[order] for k in keys]
         first[1:] = np.logical_or.reduce([k[1:] != k[:-1] for k in sorted_keys])
     return order, first
 
