@@ -230,12 +230,12 @@ def _read_checked(path: Path, spec: TableSpec, file: str) -> pd.DataFrame | None
     (types, required values, choices, minimum, duplicates) finds a problem: the reference path
     (:func:`_parse_table`) then reads it again and words the problems.
 
-    Each column is parsed by pyarrow into a dictionary (the distinct texts, and an int32 code per
-    row); the column checks and conversions of :func:`_convert` run on the distinct texts only —
-    each row's result depends on its text alone — and are taken back to the rows by their codes;
-    the uniqueness key is built from the codes. The frame is the one :func:`_parse_table` gives."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    Columns of repeated values are parsed by pyarrow into dictionaries (the distinct texts, and
+    an int32 code per row): the checks and conversions of :func:`_convert` run on the distinct
+    texts only — each row's result depends on its text alone — and are taken back to the rows by
+    their codes, and the uniqueness key is built from the codes. Columns of (nearly) distinct
+    texts (:func:`_column_types`) are parsed as text and checked as on the reference path. The
+    frame is the one :func:`_parse_table` gives."""
 
     plain = _plain_header(path, scan=False)
     if plain is None:
@@ -243,49 +243,103 @@ def _read_checked(path: Path, spec: TableSpec, file: str) -> pd.DataFrame | None
     sep, names = plain
     if any(c.name not in names for c in spec.columns) or any(n != n.strip() for n in names):
         return None
-    table = _arrow_read(path, sep, names, {n: pa.dictionary(pa.int32(), pa.string()) for n in names})
+    table = _arrow_read(path, sep, names, _column_types(path, sep, names))
     if table is None:
         return None
     table = table.unify_dictionaries()
-    dictionaries = [table.column(n).chunk(0).dictionary for n in names]
-    if any(pc.any(pc.match_substring(d, '"')).as_py() for d in dictionaries):
+    if any(_has_quote(table.column(n)) for n in names):
         return None  # a quote character: quoted cells are the reference parser's business
     out: dict[str, pd.Series] = {}
-    keys: dict[str, tuple[np.ndarray, int]] = {}
+    keys: dict[str, tuple[np.ndarray, int] | None] = {}
     for col in spec.columns:
-        chunks = table.column(col.name).chunks
-        codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in chunks])
-        values = chunks[0].dictionary.to_pandas(types_mapper={pa.string(): _STR}.get)
-        stripped = values.str.strip()
-        if stripped.ne(values).any():  # padded texts: equal once stripped, as on the reference path
-            distinct = stripped.drop_duplicates().reset_index(drop=True)
-            codes = pd.Index(distinct).get_indexer(stripped)[codes]
-            stripped = distinct
-        found: list[Problem] = []
-        converted = _convert(stripped, col, file, pd.RangeIndex(len(stripped)), found)
-        if found:
+        column = _checked_column(table.column(col.name), col, file, col.name in spec.unique)
+        if column is None:
             return None
-        if _as_category(col):
-            converted = converted.astype("category")  # as _parse_table: sorted categories
-        if isinstance(converted.dtype, pd.CategoricalDtype):
-            value_codes, distinct = converted.cat.codes.to_numpy(), len(converted.dtype.categories)
-            column = pd.Categorical.from_codes(value_codes[codes], dtype=converted.dtype, validate=False)
-        elif isinstance(converted.dtype, pd.StringDtype):  # the distinct texts themselves
-            value_codes, distinct = None, len(converted)
-            column = converted.array.take(codes)
-        else:
-            value_codes, uniques = pd.factorize(converted)
-            distinct = len(uniques)
-            column = converted.to_numpy()[codes] if converted.dtype == DATE_DTYPE else converted.array.take(codes)
-        out[col.name] = pd.Series(column, copy=False)
-        if col.name in spec.unique:
-            keys[col.name] = (codes if value_codes is None else value_codes[codes], distinct)
+        out[col.name], keys[col.name] = column
     out["_line"] = pd.Series(np.arange(2, table.num_rows + 2, dtype=np.int64), copy=False)
     frame = pd.DataFrame(out, copy=False)
     frame.attrs["file"] = file
     if spec.unique and _any_duplicate(frame, [keys[c] for c in spec.unique], list(spec.unique)):
         return None
     return frame
+
+
+def _column_types(path: Path, sep: str, names: list[str]) -> dict:
+    """pyarrow type of each column: a dictionary, unless the file's first megabyte shows mostly
+    distinct values (patient ids of a patientèle): hashing them into a dictionary would cost more
+    than it spares. Either type gives the same table; only the time differs."""
+    import io
+
+    import pyarrow as pa
+
+    coded = pa.dictionary(pa.int32(), pa.string())
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 20)
+    sample = _arrow_read(io.BytesIO(head[: head.rfind(b"\n") + 1]), sep, names, dict.fromkeys(names, coded))
+    if sample is None or sample.num_rows < 1000:
+        return dict.fromkeys(names, coded)
+    distinct = {n: sum(len(c.dictionary) for c in sample.column(n).chunks) for n in names}
+    return {n: pa.string() if distinct[n] > sample.num_rows // 2 else coded for n in names}
+
+
+def _has_quote(column) -> bool:
+    """Whether a parsed column holds a quote character (in its distinct values when coded)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    texts = column.chunk(0).dictionary if pa.types.is_dictionary(column.type) else column
+    return bool(pc.any(pc.match_substring(texts, '"')).as_py())
+
+
+def _checked_column(column, col, file: str, keyed: bool) -> tuple[pd.Series, tuple[np.ndarray, int] | None] | None:
+    """A parsed column (pyarrow, unified dictionary or text) converted as :func:`_parse_table`
+    does, and when ``keyed`` its uniqueness codes (value codes, number of distinct values);
+    None on a problem."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    found: list[Problem] = []
+    if not pa.types.is_dictionary(column.type):  # mostly distinct texts: checked row by row
+        values = column.to_pandas(types_mapper={pa.string(): _STR}.get).str.strip()
+        converted = _convert(values, col, file, pd.RangeIndex(len(values)), found)
+        if found:
+            return None
+        if _as_category(col):
+            converted = converted.astype("category")
+        if not keyed:
+            return converted, None
+        if isinstance(converted.dtype, pd.StringDtype) and len(converted):  # Arrow's hash table: the fastest here
+            texts = pa.array(converted.array)
+            coded = pc.dictionary_encode(texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts)
+            return converted, (coded.indices.to_numpy(zero_copy_only=False), len(coded.dictionary))
+        codes, uniques = pd.factorize(converted)
+        return converted, (codes, len(uniques))
+    chunks = column.chunks
+    codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in chunks])
+    values = chunks[0].dictionary.to_pandas(types_mapper={pa.string(): _STR}.get)
+    stripped = values.str.strip()
+    if stripped.ne(values).any():  # padded texts: equal once stripped, as on the reference path
+        distinct = stripped.drop_duplicates().reset_index(drop=True)
+        codes = pd.Index(distinct).get_indexer(stripped)[codes]
+        stripped = distinct
+    converted = _convert(stripped, col, file, pd.RangeIndex(len(stripped)), found)
+    if found:
+        return None
+    if _as_category(col):
+        converted = converted.astype("category")  # as _parse_table: sorted categories
+    if isinstance(converted.dtype, pd.CategoricalDtype):
+        value_codes, distinct = converted.cat.codes.to_numpy(), len(converted.dtype.categories)
+        rows = pd.Categorical.from_codes(value_codes[codes], dtype=converted.dtype, validate=False)
+    elif isinstance(converted.dtype, pd.StringDtype):  # the distinct texts themselves
+        value_codes, distinct = None, len(converted)
+        rows = converted.array.take(codes)
+    else:
+        value_codes, uniques = pd.factorize(converted)
+        distinct = len(uniques)
+        rows = converted.to_numpy()[codes] if converted.dtype == DATE_DTYPE else converted.array.take(codes)
+    if not keyed:
+        return pd.Series(rows, copy=False), None
+    return pd.Series(rows, copy=False), (codes if value_codes is None else value_codes[codes], distinct)
 
 
 def _any_duplicate(frame: pd.DataFrame, keys: list[tuple[np.ndarray, int]], columns: list[str]) -> bool:
