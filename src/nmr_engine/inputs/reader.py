@@ -565,7 +565,7 @@ def set_aside(frame: pd.DataFrame, date_column: str, cut: pd.DataFrame | None, n
     return out
 
 
-#: A (contract, day) grid of periods is used when it has at most this many cells more than rows.
+#: A (contract, day) grid of periods is used when it has at most this many cells more than twice the rows.
 _GRID_EXTRA_CELLS = 1_000_000
 
 
@@ -593,16 +593,15 @@ def _period_of_rows(
     nat = l_ns == np.iinfo(np.int64).min  # NaT: a missing date is in no period
     l_code[nat] = -1
     l_day, r_day = l_ns // ns_per_day, r_start // ns_per_day
-    valid = l_day[~nat]
-    low = min(int(valid.min(initial=r_day.min(initial=0))), int(r_day.min(initial=0)))
-    high = max(int(valid.max(initial=r_day.max(initial=0))), int(r_day.max(initial=0)))
-    width = high - low + 1
+    spans = [a for a in (l_day[~nat], r_day) if a.size]
+    low = min((int(a.min()) for a in spans), default=0)
+    width = max((int(a.max()) for a in spans), default=0) - low + 1
     l_day[nat] = low
     order = np.lexsort((r_start, r_code))
     r_key = r_code[order] * width + (r_day[order] - low)
     l_key = l_code * width + (l_day - low)
     cells = len(categories) * width
-    if cells <= len(l_key) + _GRID_EXTRA_CELLS:
+    if cells <= 2 * len(l_key) + _GRID_EXTRA_CELLS:
         # grid[key]: the last period starting on or before each (contract, day) cell (-1: none
         # of that contract), what the binary search below finds.
         lengths = np.diff(np.r_[0, r_key, cells])
