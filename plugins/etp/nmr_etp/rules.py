@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from nmr_engine.plugin import CalculationContext, lines_frame
-from nmr_engine.plugin.helpers import priced_lines, zero_lines
+from nmr_engine.plugin.helpers import in_computed_periods, priced_lines, zero_lines
 
 
 def calculate(context: CalculationContext) -> pd.DataFrame:
@@ -30,17 +30,6 @@ def calculate(context: CalculationContext) -> pd.DataFrame:
     records += _structuring(context)
     records += _patients(context)
     return lines_frame(records)
-
-
-def _selected(context: CalculationContext, frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows of ``frame`` in a (contract, period) being computed, in their order."""
-    if frame.empty:  # nothing to select
-        return frame
-    wanted = pd.MultiIndex.from_arrays([context.periods["contract_id"], context.periods["period_id"]])
-    keys = pd.MultiIndex.from_arrays([frame["contract_id"], frame["period_id"]])
-    out = frame[np.asarray(keys.isin(wanted), dtype=bool)].reset_index(drop=True)
-    out.attrs = dict(frame.attrs)
-    return out
 
 
 # -- trainings --------------------------------------------------------------------------
@@ -53,7 +42,7 @@ def _trainings(context: CalculationContext) -> list[dict]:
     cap = context.lookup("training.max_per_professional_per_period", t["contract_id"], t["training_date"])
     paid_mask = rank.to_numpy() <= cap.values(missing=0)
     t = t.assign(_paid=paid_mask)
-    t = _selected(context, t)
+    t = in_computed_periods(context, t)
     paid, excess = t[t["_paid"]], t[~t["_paid"]]
     price = context.lookup("training.amount", paid["contract_id"], paid["training_date"])
     cap_versions = _versions_used(cap)
@@ -92,7 +81,7 @@ def _structuring(context: CalculationContext) -> list[dict]:
     s = s.sort_values(["contract_id", "claim_date", "_line"], kind="stable")
     first = ~s.duplicated("contract_id", keep="first")
     first_date = s[first].set_index("contract_id")["claim_date"]
-    s = _selected(context, s.assign(_first=first.to_numpy()))
+    s = in_computed_periods(context, s.assign(_first=first.to_numpy()))
     paid, again = s[s["_first"]], s[~s["_first"]]
     price = context.lookup("structuring.amount", paid["contract_id"], paid["claim_date"])
     records = priced_lines(
@@ -151,7 +140,7 @@ def _patients(context: CalculationContext) -> list[dict]:
     rows_prog = prog_row[order[~o_authorised]]
     for col in ("title", "authorised_from", "authorised_to"):
         unauthorised[col] = _take(progs[col], rows_prog)
-    unauthorised = _selected(context, unauthorised)
+    unauthorised = in_computed_periods(context, unauthorised)
     records += zero_lines(
         context,
         unauthorised,
@@ -164,7 +153,7 @@ def _patients(context: CalculationContext) -> list[dict]:
     diag_required = context.lookup("patient.diagnostic_required", s["contract_id"], s["session_date"])
     required = diag_required.values(missing=True).astype(bool)[order]
     orphan = (cycle == 0) & required & o_authorised
-    orphans = _selected(context, _session_rows(s, order[orphan], ["patient_id"], attrs))
+    orphans = in_computed_periods(context, _session_rows(s, order[orphan], ["patient_id"], attrs))
     records += zero_lines(
         context,
         orphans,
