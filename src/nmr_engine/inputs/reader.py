@@ -243,7 +243,7 @@ def _read_checked(path: Path, spec: TableSpec, file: str) -> pd.DataFrame | None
     sep, names = plain
     if any(c.name not in names for c in spec.columns) or any(n != n.strip() for n in names):
         return None
-    table = _arrow_read(path, sep, names, _column_types(path, sep, names))
+    table = _arrow_read(path, sep, names, _column_types(path, sep, names, spec))
     if table is None:
         return None
     table = table.unify_dictionaries()
@@ -264,22 +264,30 @@ def _read_checked(path: Path, spec: TableSpec, file: str) -> pd.DataFrame | None
     return frame
 
 
-def _column_types(path: Path, sep: str, names: list[str]) -> dict:
-    """pyarrow type of each column: a dictionary, unless the file's first megabyte shows mostly
-    distinct values (patient ids of a patientèle): hashing them into a dictionary would cost more
-    than it spares. Either type gives the same table; only the time differs."""
+def _column_types(path: Path, sep: str, names: list[str], spec: TableSpec) -> dict:
+    """pyarrow type of each column: a dictionary for a declared column, unless it is a text whose
+    values are mostly distinct in the file's first megabyte (patient ids of a patientèle: hashing
+    them into a dictionary would cost more than it spares); text for an undeclared column (only
+    parsed). Either type gives the same table; only the time differs."""
     import io
 
     import pyarrow as pa
 
     coded = pa.dictionary(pa.int32(), pa.string())
+    kinds = {c.name: c.type for c in spec.columns}
+    types = {n: coded if n in kinds else pa.string() for n in names}
+    texts = [n for n in names if kinds.get(n) == "str"]
+    if not texts:
+        return types
     with open(path, "rb") as fh:
         head = fh.read(1 << 20)
-    sample = _arrow_read(io.BytesIO(head[: head.rfind(b"\n") + 1]), sep, names, dict.fromkeys(names, coded))
+    sample = _arrow_read(io.BytesIO(head[: head.rfind(b"\n") + 1]), sep, names, types)
     if sample is None or sample.num_rows < 1000:
-        return dict.fromkeys(names, coded)
-    distinct = {n: sum(len(c.dictionary) for c in sample.column(n).chunks) for n in names}
-    return {n: pa.string() if distinct[n] > sample.num_rows // 2 else coded for n in names}
+        return types
+    for n in texts:
+        if sum(len(c.dictionary) for c in sample.column(n).chunks) > sample.num_rows // 2:
+            types[n] = pa.string()
+    return types
 
 
 def _has_quote(column) -> bool:
