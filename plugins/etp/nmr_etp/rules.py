@@ -357,10 +357,12 @@ def _session_rows(s: pd.DataFrame, rows: np.ndarray, extra: list[str], attrs: di
 
 
 def sorted_codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """``pd.factorize(column, sort=True)``: an int64 code per row (-1: missing) and the distinct
-    values in text order — read from the categories when the column is a category in text order
-    (the reader's ``contract_id`` and ``Column(category=True)``), without hashing a row."""
-    if isinstance(column.dtype, pd.CategoricalDtype) and column.cat.categories.is_monotonic_increasing:
+    """An int64 code per row (-1: missing) and the distinct values in text order, as
+    ``pd.factorize(column, sort=True)`` gives for text — read from the codes when the column is
+    a category (the reader's ``contract_id`` and ``Column(category=True)``), no row hashed."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        if not column.cat.categories.is_monotonic_increasing:  # factorize would follow their order
+            column = column.cat.reorder_categories(column.cat.categories.sort_values())
         codes = column.cat.codes.to_numpy().astype(np.int64)
         present = codes >= 0
         used = np.bincount(codes[present], minlength=len(column.cat.categories)) > 0

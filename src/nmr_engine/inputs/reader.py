@@ -439,7 +439,7 @@ def _convert(values: pd.Series, col, file: str, lines, problems: list[Problem]) 
             lambda v: f"montant attendu en euros (au plus deux décimales), reçu « {v} »",
         )
         norm = values.where(ok, "0").str.replace(",", ".", regex=False)
-        parts = norm.str.split(".", n=1, expand=True).reindex(columns=[0, 1]).fillna("")
+        parts = norm.str.split(".", n=1, expand=True).reindex(columns=[0, 1], fill_value="").fillna("")
         sign = np.where(parts[0].str.startswith("-"), -1, 1)
         whole = pd.to_numeric(parts[0].str.lstrip("+-")).astype("int64")
         frac = pd.to_numeric(parts[1].str.ljust(2, "0").replace("", "00")).astype("int64")
