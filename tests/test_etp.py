@@ -264,17 +264,11 @@ def test_rows_of_the_computed_periods_keep_their_order_and_file(etp):
     from nmr_engine.plugin.helpers import in_computed_periods
 
     write_table(etp[1], "etp", "sessions", sessions(cycle("A", 3) + cycle("B", 3, month=9, year=2013)))
-    ws = Workspace(*etp)
-    captured = {}
-
-    def capture(context):
-        captured["context"] = context
-        return []
-
     from nmr_engine.inputs import read_module_tables
     from nmr_engine.model import module_periods_frame, select_periods
     from nmr_engine.plugin.api import CalculationContext
 
+    ws = Workspace(*etp)
     spec = ws.registry.modules()["etp"].spec
     history = module_periods_frame(ws.contracts, "etp")
     tables = read_module_tables(etp[1], "etp", spec.tables, {"C1"}, history)
