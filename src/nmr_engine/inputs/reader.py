@@ -236,7 +236,6 @@ def _read_checked(path: Path, spec: TableSpec, file: str) -> pd.DataFrame | None
     their codes, and the uniqueness key is built from the codes. Columns of (nearly) distinct
     texts (:func:`_column_types`) are parsed as text and checked as on the reference path. The
     frame is the one :func:`_parse_table` gives."""
-
     plain = _plain_header(path, scan=False)
     if plain is None:
         return None
