@@ -207,3 +207,76 @@ def test_explanations_name_their_inputs_and_sources(etp):
     assert "sessions.csv, ligne(s) 2" in text  # the diagnostic's line
     assert "fiche 5" in text and "fiabilité : SEED" in text
     assert "above_top_tier" not in text  # not consulted for a 3–4 cycle
+
+
+def test_codes_of_a_category_are_those_of_its_text():
+    import numpy as np
+    import pandas as pd
+    from nmr_etp.rules import sorted_codes
+
+    text = pd.Series(["P2", "P10", None, "P2", "P1"], dtype=object)
+    expected_codes, expected_values = pd.factorize(text, sort=True)  # P1, P10, P2
+    for column in (
+        text,
+        text.astype("category"),  # categories in text order: read from the codes
+        pd.Series(pd.Categorical(text, categories=["P9", "P2", "P10", "P1"])),  # not in text order
+        pd.Series(pd.Categorical(text, categories=["P1", "P10", "P2", "P3"])),  # an unused category
+    ):
+        codes, values = sorted_codes(column)
+        assert codes.tolist() == expected_codes.tolist() == [2, 1, -1, 2, 0]
+        assert list(values) == list(expected_values) == ["P1", "P10", "P2"]
+        assert codes.dtype == np.int64
+
+
+def test_programme_of_each_session():
+    import numpy as np
+    import pandas as pd
+    from nmr_etp.rules import declared_programmes
+
+    progs = pd.DataFrame({"contract_id": ["C2", "C1", "C1", "C3"], "programme_id": ["P1", "P2", "P1", "P1"]})
+    contracts, programme_ids = pd.Index(["C1", "C2"]), pd.Index(["P1", "P2"])
+    # sessions: (C1, P1), (C2, P1), (C2, P2) undeclared, (C1, P2), a missing contract
+    contract_code = np.array([0, 1, 1, 0, -1])
+    programme_code = np.array([0, 0, 1, 1, 0])
+    rows = declared_programmes(progs, contracts, programme_ids, contract_code, programme_code)
+    assert rows.tolist() == [2, 0, -1, 1, -1]
+
+
+def test_session_order_breaks_ties_by_file_line():
+    import numpy as np
+    from nmr_etp.rules import _patient_order
+
+    # two rows of the same patient, day and kind (only possible without the reader's uniqueness
+    # check): the file line decides, as with the reference order
+    codes = [np.array([0, 0, 0, 0]), np.array([0, 0, 0, 0]), np.array([1, 0, 1, 0])]
+    day = np.array([5, 5, 3, 5])
+    diag = np.array([False, True, False, False])
+    line = np.array([9, 2, 7, 4])
+    order, first = _patient_order(codes, day, diag, line)
+    assert order.tolist() == np.lexsort((line, (~diag).astype(int), day, *reversed(codes))).tolist()
+    assert order.tolist() == [1, 3, 2, 0]
+    assert first.tolist() == [True, False, True, False]
+
+
+def test_rows_of_the_computed_periods_keep_their_order_and_file(etp):
+    import pandas as pd
+
+    from nmr_engine.plugin.helpers import in_computed_periods
+
+    write_table(etp[1], "etp", "sessions", sessions(cycle("A", 3) + cycle("B", 3, month=9, year=2013)))
+    from nmr_engine.inputs import read_module_tables
+    from nmr_engine.model import module_periods_frame, select_periods
+    from nmr_engine.plugin.api import CalculationContext
+
+    ws = Workspace(*etp)
+    spec = ws.registry.modules()["etp"].spec
+    history = module_periods_frame(ws.contracts, "etp")
+    tables = read_module_tables(etp[1], "etp", spec.tables, {"C1"}, history)
+    context = CalculationContext(spec, select_periods(history, ["2013"]), history, tables, ws.parameters, ws.run_date)
+    rows = in_computed_periods(context, tables["sessions"])
+    assert rows["patient_id"].tolist() == ["B"] * 4
+    assert rows["_line"].tolist() == [6, 7, 8, 9]
+    assert rows.attrs["file"] == tables["sessions"].attrs["file"]
+    merged = tables["sessions"].merge(context.periods[["contract_id", "period_id"]], on=["contract_id", "period_id"])
+    assert rows["_line"].tolist() == merged["_line"].tolist()
+    assert isinstance(rows["period_id"].dtype, pd.CategoricalDtype)

@@ -26,7 +26,7 @@ import pandas as pd
 from nmr_engine.decimals import MICRO, decimal_micro, decimal_text
 from nmr_engine.money import format_eur, round_cents
 from nmr_engine.plugin import CalculationContext, Explanation, lines_frame
-from nmr_engine.plugin.helpers import priced_lines, zero_lines
+from nmr_engine.plugin.helpers import in_computed_periods, priced_lines, zero_lines
 from nmr_engine.plugin.intervals import overlap_days, suspended_days, with_nominal_days
 
 from .tables import ACT_LABELS, ACTS
@@ -43,14 +43,6 @@ def calculate(context: CalculationContext) -> pd.DataFrame:
     records += _patients(context)
     records += _concertation(context)
     return lines_frame(records)
-
-
-def _selected(context: CalculationContext, frame: pd.DataFrame) -> pd.DataFrame:
-    if frame.empty:  # nothing to select: spare the merge's fixed cost
-        return frame
-    out = frame.merge(context.periods[KEYS], on=KEYS, how="inner")
-    out.attrs = dict(frame.attrs)
-    return out
 
 
 def validity_text(context: CalculationContext, name: str) -> str:
@@ -352,7 +344,7 @@ def _patients(context: CalculationContext) -> list[dict]:
     f = context.tables["followed_patients"]
     if f.empty:
         return []
-    f = _selected(context, f)
+    f = in_computed_periods(context, f)
     if f.empty:
         return []
     # The first follow-up of each (contract, period, patient, act): the rows in date then file-line
@@ -407,7 +399,7 @@ def _used(column, mask) -> tuple:
 # -- concertation ----------------------------------------------------------------------------
 def _concertation(context: CalculationContext) -> list[dict]:
     name = "concertation.amount_per_hour"
-    c = _selected(context, context.tables["concertation"])
+    c = in_computed_periods(context, context.tables["concertation"])
     if c.empty:
         return []
     file = c.attrs.get("file", "concertation.csv")

@@ -3,13 +3,12 @@
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from nmr_engine.errors import Problem
 from nmr_engine.plugin import API_VERSION, ModuleSpec, hookimpl
 
 from . import __version__
-from .rules import calculate
+from .rules import calculate, declared_programmes, sorted_codes
 from .synth import synthesise
 from .tables import TABLES
 
@@ -34,9 +33,10 @@ def nmr_register_modules(register):
 def nmr_validate_inputs(module, tables):
     """Every session must name a programme declared for its contract."""
     sessions, programmes = tables["sessions"], tables["programmes"]
-    known = pd.MultiIndex.from_arrays([programmes["contract_id"], programmes["programme_id"]])
-    keys = pd.MultiIndex.from_arrays([sessions["contract_id"], sessions["programme_id"]])
-    unknown = np.flatnonzero(~keys.isin(known))
+    contract_code, contracts = sorted_codes(sessions["contract_id"])
+    programme_code, programme_ids = sorted_codes(sessions["programme_id"])
+    declared = declared_programmes(programmes, contracts, programme_ids, contract_code, programme_code)
+    unknown = np.flatnonzero(declared < 0)
     file = sessions.attrs.get("file", "sessions.csv")
     problems = [
         Problem(

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from nmr_engine.plugin import CalculationContext, lines_frame
-from nmr_engine.plugin.helpers import priced_lines, zero_lines
+from nmr_engine.plugin.helpers import in_computed_periods, priced_lines, zero_lines
 
 
 def calculate(context: CalculationContext) -> pd.DataFrame:
@@ -30,15 +30,6 @@ def calculate(context: CalculationContext) -> pd.DataFrame:
     records += _structuring(context)
     records += _patients(context)
     return lines_frame(records)
-
-
-def _selected(context: CalculationContext, frame: pd.DataFrame) -> pd.DataFrame:
-    if frame.empty:  # nothing to select: spare the merge's fixed cost
-        return frame
-    keys = context.periods[["contract_id", "period_id"]]
-    out = frame.merge(keys, on=["contract_id", "period_id"], how="inner")
-    out.attrs = dict(frame.attrs)
-    return out
 
 
 # -- trainings --------------------------------------------------------------------------
@@ -51,7 +42,7 @@ def _trainings(context: CalculationContext) -> list[dict]:
     cap = context.lookup("training.max_per_professional_per_period", t["contract_id"], t["training_date"])
     paid_mask = rank.to_numpy() <= cap.values(missing=0)
     t = t.assign(_paid=paid_mask)
-    t = _selected(context, t)
+    t = in_computed_periods(context, t)
     paid, excess = t[t["_paid"]], t[~t["_paid"]]
     price = context.lookup("training.amount", paid["contract_id"], paid["training_date"])
     cap_versions = _versions_used(cap)
@@ -90,7 +81,7 @@ def _structuring(context: CalculationContext) -> list[dict]:
     s = s.sort_values(["contract_id", "claim_date", "_line"], kind="stable")
     first = ~s.duplicated("contract_id", keep="first")
     first_date = s[first].set_index("contract_id")["claim_date"]
-    s = _selected(context, s.assign(_first=first.to_numpy()))
+    s = in_computed_periods(context, s.assign(_first=first.to_numpy()))
     paid, again = s[s["_first"]], s[~s["_first"]]
     price = context.lookup("structuring.amount", paid["contract_id"], paid["claim_date"])
     records = priced_lines(
@@ -124,11 +115,11 @@ def _patients(context: CalculationContext) -> list[dict]:
         return []
     attrs = dict(s.attrs)
     progs = context.tables["programmes"]
-    contract_code, contracts = pd.factorize(s["contract_id"], sort=True)
-    programme_code, programme_ids = pd.factorize(s["programme_id"], sort=True)
+    contract_code, contracts = sorted_codes(s["contract_id"])
+    programme_code, programme_ids = sorted_codes(s["programme_id"])
     # Patients need not be in text order: nothing computed depends on the order between them.
     patient_code, _ = pd.factorize(s["patient_id"])
-    prog_row = _programme_rows(progs, contracts, programme_ids, contract_code, programme_code)
+    prog_row = declared_programmes(progs, contracts, programme_ids, contract_code, programme_code)
     day = s["session_date"].to_numpy()
     auth_from = np.append(progs["authorised_from"].to_numpy(), np.datetime64("NaT"))[prog_row]
     auth_to = np.append(progs["authorised_to"].to_numpy(), np.datetime64("NaT"))[prog_row]
@@ -149,7 +140,7 @@ def _patients(context: CalculationContext) -> list[dict]:
     rows_prog = prog_row[order[~o_authorised]]
     for col in ("title", "authorised_from", "authorised_to"):
         unauthorised[col] = _take(progs[col], rows_prog)
-    unauthorised = _selected(context, unauthorised)
+    unauthorised = in_computed_periods(context, unauthorised)
     records += zero_lines(
         context,
         unauthorised,
@@ -162,7 +153,7 @@ def _patients(context: CalculationContext) -> list[dict]:
     diag_required = context.lookup("patient.diagnostic_required", s["contract_id"], s["session_date"])
     required = diag_required.values(missing=True).astype(bool)[order]
     orphan = (cycle == 0) & required & o_authorised
-    orphans = _selected(context, _session_rows(s, order[orphan], ["patient_id"], attrs))
+    orphans = in_computed_periods(context, _session_rows(s, order[orphan], ["patient_id"], attrs))
     records += zero_lines(
         context,
         orphans,
@@ -199,11 +190,12 @@ def _patients(context: CalculationContext) -> list[dict]:
     # The cycle belongs to the period of its completion date.
     history = context.history
     period_row = _period_rows(history, contracts, cycle_contract, completed)
-    period_ids = np.append(history["period_id"].to_numpy(dtype=object), np.nan)[period_row]
+    # contract and period as categories in text order: grouped as their texts, without a text per cycle
+    period_code, period_names = pd.factorize(history["period_id"], sort=True)
     cycles = pd.DataFrame(
         {
-            "contract_id": np.asarray(contracts, dtype=object)[cycle_contract],
-            "period_id": period_ids,
+            "contract_id": pd.Categorical.from_codes(cycle_contract, categories=contracts),
+            "period_id": pd.Categorical.from_codes(np.append(period_code, -1)[period_row], categories=period_names),
             "completed_on": completed,
             "sessions": sessions,
             "_line": first_line,
@@ -364,14 +356,35 @@ def _session_rows(s: pd.DataFrame, rows: np.ndarray, extra: list[str], attrs: di
     return out
 
 
-def _programme_rows(progs, contracts, programme_ids, contract_code, programme_code) -> np.ndarray:
-    """Row of ``programmes`` declaring each session's programme (-1: none)."""
+def sorted_codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """An int64 code per row (-1: missing) and the distinct values in text order, as
+    ``pd.factorize(column, sort=True)`` gives for text — read from the codes when the column is
+    a category (the reader's ``contract_id`` and ``Column(category=True)``), no row hashed."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        if not column.cat.categories.is_monotonic_increasing:  # factorize would follow their order
+            column = column.cat.reorder_categories(column.cat.categories.sort_values())
+        codes = column.cat.codes.to_numpy().astype(np.int64)
+        present = codes >= 0
+        used = np.bincount(codes[present], minlength=len(column.cat.categories)) > 0
+        if not used.all():  # number the categories present only, as factorize does
+            codes[present] = (np.cumsum(used) - 1)[codes[present]]
+        return codes, pd.Index(column.cat.categories[used])
+    codes, uniques = pd.factorize(column, sort=True)
+    return codes.astype(np.int64), pd.Index(uniques)
+
+
+def declared_programmes(progs, contracts, programme_ids, contract_code, programme_code) -> np.ndarray:
+    """Row of ``programmes`` declaring each session's programme (-1: none), given the sessions'
+    contract and programme codes into ``contracts`` and ``programme_ids``."""
     width = max(len(programme_ids), 1)
-    p_contract = pd.Index(contracts).get_indexer(progs["contract_id"])
-    p_programme = pd.Index(programme_ids).get_indexer(progs["programme_id"])
+    p_contract = pd.Index(contracts).get_indexer(progs["contract_id"]).astype(np.int64)
+    p_programme = pd.Index(programme_ids).get_indexer(progs["programme_id"]).astype(np.int64)
     known = (p_contract >= 0) & (p_programme >= 0)
-    keys = pd.Index(np.where(known, p_contract.astype(np.int64) * width + p_programme, -1 - np.arange(len(progs))))
-    return keys.get_indexer(contract_code.astype(np.int64) * width + programme_code)
+    # a (contract, programme) grid: one gather per session instead of hashing its key
+    grid = np.full(max(len(contracts), 1) * width + 1, -1, dtype=np.int64)  # last cell: missing code
+    grid[p_contract[known] * width + p_programme[known]] = np.flatnonzero(known)
+    cell = contract_code * width + programme_code
+    return grid[np.where((contract_code >= 0) & (programme_code >= 0), cell, len(grid) - 1)]
 
 
 def _period_rows(history: pd.DataFrame, contracts, contract_code: np.ndarray, days: np.ndarray) -> np.ndarray:
@@ -412,13 +425,20 @@ def _patient_order(codes: list[np.ndarray], day: np.ndarray, diag: np.ndarray, l
     not_diag = (~diag).astype(np.int64)
     low, span = (int(day.min()), int(day.max()) - int(day.min()) + 1) if day.size else (0, 1)
     if len(keys) == 1 and (int(keys[0].max(initial=0)) + 1) * span * 2 < 2**62:
-        # one int64 key (patient, date, diagnostic first); the line breaks ties
-        order = np.lexsort((line, (keys[0] * span + (day - low)) * 2 + not_diag))
+        # one int64 key (patient, date, diagnostic first); the line breaks ties. Without ties (the
+        # reader refuses duplicate séances) any sort gives that order, and a plain one is faster.
+        key = (keys[0] * span + (day - low)) * 2 + not_diag
+        order = np.argsort(key)
+        ordered = key[order]
+        if bool((ordered[1:] == ordered[:-1]).any()):
+            order = np.lexsort((line, key))
+            ordered = key[order]
+        sorted_keys = [ordered // (span * 2)]
     else:
         order = np.lexsort((line, not_diag, day, *reversed(keys)))
+        sorted_keys = [k[order] for k in keys]
     first = np.ones(order.size, dtype=bool)
     if order.size:
-        sorted_keys = [k[order] for k in keys]
         first[1:] = np.logical_or.reduce([k[1:] != k[:-1] for k in sorted_keys])
     return order, first
 

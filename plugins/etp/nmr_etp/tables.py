@@ -20,7 +20,7 @@ SESSIONS = TableSpec(
     description="Une ligne par séance : le diagnostic éducatif (kind=diagnostic) ou une séance (kind=seance).",
     columns=(
         Column("contract_id", "str", "Identifiant du contrat"),
-        Column("programme_id", "str", "Programme (voir programmes.csv)"),
+        Column("programme_id", "str", "Programme (voir programmes.csv)", category=True),
         Column("patient_id", "str", "Identifiant pseudonymisé du patient", pseudonymise=True),
         Column("session_date", "date", "Date de la séance"),
         Column("kind", "str", "diagnostic ou seance", choices=("diagnostic", "seance")),

@@ -59,11 +59,12 @@ def read_table(
     key = cache.key(path, spec) if cache is not None else None
     frame = cache.get(key, file) if key is not None else None
     problems: list[Problem] = []
+    duplicates: list[Problem] = []
     if frame is None:
-        frame = _parse_table(path, spec, file, problems)
-        duplicates = _duplicate_problems(frame, spec)
-    else:
-        duplicates = []
+        frame = _read_checked(path, spec, file)
+        if frame is None:  # not a plain file, or a check found a problem: the reference path says which
+            frame = _parse_table(path, spec, file, problems)
+            duplicates = _duplicate_problems(frame, spec)
     problems += _unknown_contract_problems(frame, known_contracts) + duplicates
     if problems:
         raise InputError(problems)
@@ -113,9 +114,10 @@ def _parse_table(path: Path, spec: TableSpec, file: str, problems: list[Problem]
         # each text column is released once converted: the file is never held twice in memory
         out[col.name] = _convert(raw.pop(col.name).str.strip(), col, file, lines, problems)
     del raw
-    if "contract_id" in out:
-        # a few thousand contracts for millions of rows: a category each instead of a text per row
-        out["contract_id"] = out["contract_id"].astype("category")
+    for col in spec.columns:
+        if _as_category(col):
+            # a few thousand contracts for millions of rows: a category each instead of a text per row
+            out[col.name] = out[col.name].astype("category")
     frame = pd.DataFrame(out, copy=False)  # the converted columns are new already
     frame["_line"] = np.asarray(lines, dtype=np.int64)
     frame.attrs["file"] = file
@@ -156,27 +158,21 @@ def _duplicate_problems(frame: pd.DataFrame, spec: TableSpec) -> list[Problem]:
     )
 
 
-def _read_fast(path: Path) -> pd.DataFrame | None:
-    """Read with pyarrow's multithreaded CSV parser into the same frame ``pd.read_csv(dtype=str,
-    keep_default_na=False)`` gives — for plain files only: no quote character, no BOM, unique
-    header names, at least one row. Anything else (and any error) returns None and the file is
-    read by pandas' C parser, whose results and error messages stay the reference."""
-    try:
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
-    except ImportError:  # pragma: no cover - pyarrow is a dependency
-        return None
+def _plain_header(path: Path, scan: bool = True) -> tuple[str, list[str]] | None:
+    """Separator and column names of a plain file — no quote character, no BOM, unique
+    non-empty header names — that pyarrow's CSV reader parses as pandas' C parser does;
+    None for anything else. ``scan`` False: the rows are not scanned for quotes (the caller
+    looks for them in what it parsed)."""
     with open(path, "rb") as fh:
-        head = fh.read(3)
-        if head == b"\xef\xbb\xbf":
+        if fh.read(3) == b"\xef\xbb\xbf":
             return None
         fh.seek(0)
         header = fh.readline()
-        while chunk := fh.read(1 << 24):
+        if b'"' in header:
+            return None
+        while scan and (chunk := fh.read(1 << 24)):
             if b'"' in chunk:
                 return None
-    if b'"' in header:
-        return None
     sep = _sniff_separator(path)
     try:
         names = header.decode("utf-8").rstrip("\r\n").split(sep)
@@ -184,24 +180,196 @@ def _read_fast(path: Path) -> pd.DataFrame | None:
         return None
     if len(set(names)) != len(names) or "" in names:  # pandas would rename them ("a.1", "Unnamed: 2")
         return None
+    return sep, names
+
+
+def _arrow_read(path: Path, sep: str, names: list[str], types: dict):
+    """The file parsed by pyarrow's multithreaded reader into ``types`` (cells as written:
+    no quoting, no missing value); None on any error (encoding, ragged row) or no row."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     try:
         table = pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(encoding="utf8"),
             parse_options=pacsv.ParseOptions(delimiter=sep, quote_char=False, newlines_in_values=False),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names},
-                strings_can_be_null=False,
-                check_utf8=True,
-            ),
+            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False, check_utf8=True),
         )
     except (pa.ArrowException, OSError, ValueError):
         return None
     if table.num_rows == 0 or table.column_names != names:
         return None
-    string = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' default ``str`` dtype
-    frame = table.to_pandas(types_mapper={pa.string(): string}.get)
+    return table
+
+
+def _read_fast(path: Path) -> pd.DataFrame | None:
+    """Read with pyarrow's multithreaded CSV parser into the same frame ``pd.read_csv(dtype=str,
+    keep_default_na=False)`` gives — for plain files only (see :func:`_plain_header`), with at
+    least one row. Anything else (and any error) returns None and the file is read by pandas'
+    C parser, whose results and error messages stay the reference."""
+    import pyarrow as pa
+
+    plain = _plain_header(path)
+    if plain is None:
+        return None
+    sep, names = plain
+    table = _arrow_read(path, sep, names, {n: pa.string() for n in names})
+    if table is None:
+        return None
+    frame = table.to_pandas(types_mapper={pa.string(): _STR}.get)
     return frame if all(isinstance(t, pd.StringDtype) for t in frame.dtypes) else None
+
+
+#: pandas' default ``str`` dtype (text backed by pyarrow), what ``read_csv(dtype=str)`` gives
+_STR = pd.StringDtype("pyarrow", na_value=np.nan)
+
+
+def _read_checked(path: Path, spec: TableSpec, file: str) -> pd.DataFrame | None:
+    """The table read and checked in one pass, or None when the file is not plain or a check
+    (types, required values, choices, minimum, duplicates) finds a problem: the reference path
+    (:func:`_parse_table`) then reads it again and words the problems.
+
+    Columns of repeated values are parsed by pyarrow into dictionaries (the distinct texts, and
+    an int32 code per row): the checks and conversions of :func:`_convert` run on the distinct
+    texts only — each row's result depends on its text alone — and are taken back to the rows by
+    their codes, and the uniqueness key is built from the codes. Columns of (nearly) distinct
+    texts (:func:`_column_types`) are parsed as text and checked as on the reference path. The
+    frame is the one :func:`_parse_table` gives."""
+    plain = _plain_header(path, scan=False)
+    if plain is None:
+        return None
+    sep, names = plain
+    if any(c.name not in names for c in spec.columns) or any(n != n.strip() for n in names):
+        return None
+    table = _arrow_read(path, sep, names, _column_types(path, sep, names, spec))
+    if table is None:
+        return None
+    table = table.unify_dictionaries()
+    if any(_has_quote(table.column(n)) for n in names):
+        return None  # a quote character: quoted cells are the reference parser's business
+    out: dict[str, pd.Series] = {}
+    keys: dict[str, tuple[np.ndarray, int] | None] = {}
+    for col in spec.columns:
+        column = _checked_column(table.column(col.name), col, file, col.name in spec.unique)
+        if column is None:
+            return None
+        out[col.name], keys[col.name] = column
+    out["_line"] = pd.Series(np.arange(2, table.num_rows + 2, dtype=np.int64), copy=False)
+    frame = pd.DataFrame(out, copy=False)
+    frame.attrs["file"] = file
+    if spec.unique and _any_duplicate(frame, [keys[c] for c in spec.unique], list(spec.unique)):
+        return None
+    return frame
+
+
+def _column_types(path: Path, sep: str, names: list[str], spec: TableSpec) -> dict:
+    """pyarrow type of each column: a dictionary for a declared column, unless it is a text whose
+    values are mostly distinct in the file's first megabyte (patient ids of a patientèle: hashing
+    them into a dictionary would cost more than it spares); text for an undeclared column (only
+    parsed). Either type gives the same table; only the time differs."""
+    import io
+
+    import pyarrow as pa
+
+    coded = pa.dictionary(pa.int32(), pa.string())
+    kinds = {c.name: c.type for c in spec.columns}
+    types = {n: coded if n in kinds else pa.string() for n in names}
+    texts = [n for n in names if kinds.get(n) == "str"]
+    if not texts:
+        return types
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 20)
+    sample = _arrow_read(io.BytesIO(head[: head.rfind(b"\n") + 1]), sep, names, types)
+    if sample is None or sample.num_rows < 1000:
+        return types
+    for n in texts:
+        if sum(len(c.dictionary) for c in sample.column(n).chunks) > sample.num_rows // 2:
+            types[n] = pa.string()
+    return types
+
+
+def _has_quote(column) -> bool:
+    """Whether a parsed column holds a quote character (in its distinct values when coded)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    texts = column.chunk(0).dictionary if pa.types.is_dictionary(column.type) else column
+    return bool(pc.any(pc.match_substring(texts, '"')).as_py())
+
+
+def _checked_column(column, col, file: str, keyed: bool) -> tuple[pd.Series, tuple[np.ndarray, int] | None] | None:
+    """A parsed column (pyarrow, unified dictionary or text) converted as :func:`_parse_table`
+    does, and when ``keyed`` its uniqueness codes (value codes, number of distinct values);
+    None on a problem."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    found: list[Problem] = []
+    if not pa.types.is_dictionary(column.type):  # mostly distinct texts: checked row by row
+        values = column.to_pandas(types_mapper={pa.string(): _STR}.get).str.strip()
+        converted = _convert(values, col, file, pd.RangeIndex(len(values)), found)
+        if found:
+            return None
+        if _as_category(col):
+            converted = converted.astype("category")
+        if not keyed:
+            return converted, None
+        if isinstance(converted.dtype, pd.StringDtype) and len(converted):  # Arrow's hash table: the fastest here
+            texts = pa.array(converted.array)
+            coded = pc.dictionary_encode(texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts)
+            return converted, (coded.indices.to_numpy(zero_copy_only=False), len(coded.dictionary))
+        codes, uniques = pd.factorize(converted)
+        return converted, (codes, len(uniques))
+    chunks = column.chunks
+    codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in chunks])
+    values = chunks[0].dictionary.to_pandas(types_mapper={pa.string(): _STR}.get)
+    stripped = values.str.strip()
+    if stripped.ne(values).any():  # padded texts: equal once stripped, as on the reference path
+        distinct = stripped.drop_duplicates().reset_index(drop=True)
+        codes = pd.Index(distinct).get_indexer(stripped)[codes]
+        stripped = distinct
+    converted = _convert(stripped, col, file, pd.RangeIndex(len(stripped)), found)
+    if found:
+        return None
+    if _as_category(col):
+        converted = converted.astype("category")  # as _parse_table: sorted categories
+    if isinstance(converted.dtype, pd.CategoricalDtype):
+        value_codes, distinct = converted.cat.codes.to_numpy(), len(converted.dtype.categories)
+        rows = pd.Categorical.from_codes(value_codes[codes], dtype=converted.dtype, validate=False)
+    elif isinstance(converted.dtype, pd.StringDtype):  # the distinct texts themselves
+        value_codes, distinct = None, len(converted)
+        rows = converted.array.take(codes)
+    else:
+        value_codes, uniques = pd.factorize(converted)
+        distinct = len(uniques)
+        rows = converted.to_numpy()[codes] if converted.dtype == DATE_DTYPE else converted.array.take(codes)
+    if not keyed:
+        return pd.Series(rows, copy=False), None
+    return pd.Series(rows, copy=False), (codes if value_codes is None else value_codes[codes], distinct)
+
+
+def _any_duplicate(frame: pd.DataFrame, keys: list[tuple[np.ndarray, int]], columns: list[str]) -> bool:
+    """Whether two rows share the values of ``columns``, given each column's value codes (-1:
+    missing) and number of distinct values: one int64 key, sorted."""
+    key = np.zeros(len(frame), dtype=np.int64)
+    span = 1
+    for codes, distinct in keys:
+        n = distinct + 1  # + the missing-value code (-1 -> 0)
+        if span * n >= 2**62:
+            return bool(frame.duplicated(columns).any())
+        key *= n
+        key += codes
+        key += 1
+        span *= n
+    key.sort()
+    return bool((key[1:] == key[:-1]).any())
+
+
+def _as_category(col) -> bool:
+    """Whether a str column without choices is handed over as a category (sorted categories):
+    ``contract_id`` always, other columns when declared ``Column(category=True)``."""
+    return col.type == "str" and col.choices is None and (col.name == "contract_id" or col.category)
 
 
 def _find_bad_utf8_line(path: Path) -> int:
@@ -270,7 +438,7 @@ def _convert(values: pd.Series, col, file: str, lines, problems: list[Problem]) 
             lambda v: f"montant attendu en euros (au plus deux décimales), reçu « {v} »",
         )
         norm = values.where(ok, "0").str.replace(",", ".", regex=False)
-        parts = norm.str.split(".", n=1, expand=True).reindex(columns=[0, 1]).fillna("")
+        parts = norm.str.split(".", n=1, expand=True).reindex(columns=[0, 1], fill_value="").fillna("")
         sign = np.where(parts[0].str.startswith("-"), -1, 1)
         whole = pd.to_numeric(parts[0].str.lstrip("+-")).astype("int64")
         frac = pd.to_numeric(parts[1].str.ljust(2, "0").replace("", "00")).astype("int64")
@@ -337,7 +505,9 @@ def assign_periods(frame: pd.DataFrame, date_column: str, periods: pd.DataFrame,
     result = frame.copy(deep=False)  # copy-on-write: adding a column leaves the input intact
     # A category per period (a few thousand at most) rather than a text per row: 5 M séances
     # keep 2-byte codes instead of 30 bytes of text each.
-    result["period_id"] = pd.Categorical.from_codes(np.where(inside, period_codes, -1), categories=period_names)
+    result["period_id"] = pd.Categorical.from_codes(
+        np.where(inside, period_codes, -1), categories=period_names, validate=False
+    )
     bad = ~inside
     if bad.any():
         file = frame.attrs.get("file", "?")
@@ -402,34 +572,56 @@ def set_aside(frame: pd.DataFrame, date_column: str, cut: pd.DataFrame | None, n
     return out
 
 
+#: A (contract, day) grid of periods is used when it has at most this many cells more than twice the rows.
+_GRID_EXTRA_CELLS = 1_000_000
+
+
 def _period_of_rows(
     contracts: pd.Series, dates: pd.Series, periods: pd.DataFrame
 ) -> tuple[np.ndarray, pd.Index, np.ndarray]:
     """For each row, the period of its contract whose active span starts last on or before its
     date (as ``merge_asof(direction="backward")`` by contract; a code into the period names
     returned), and whether the date is also before that span's end.
-    Binary search on (contract code, day) keys; no sort of the rows."""
+
+    The periods are laid out on a (contract, day) grid when it is small (a gather per row),
+    else found by binary search on (contract code, day) keys; no sort of the rows."""
     right = periods[["contract_id", "period_id", "active_start", "active_end"]]
     categories = pd.Index(pd.unique(right["contract_id"]))
     r_code = categories.get_indexer(right["contract_id"]).astype(np.int64)
-    codes, uniques = pd.factorize(contracts)  # hash the long column once, map its few values
+    if isinstance(contracts.dtype, pd.CategoricalDtype):  # the reader's: map the few categories
+        codes, uniques = contracts.cat.codes.to_numpy(), contracts.cat.categories
+    else:  # hash the long column once, map its few values
+        codes, uniques = pd.factorize(contracts)
     l_code = np.append(categories.get_indexer(uniques), -1).astype(np.int64)[codes]
     ns_per_day = 86_400_000_000_000
     r_start = right["active_start"].to_numpy().view(np.int64)
     r_end = right["active_end"].to_numpy().view(np.int64)
-    l_time = dates.to_numpy().astype("datetime64[ns]")
-    l_code = np.where(np.isnat(l_time), -1, l_code)  # a missing date is in no period
-    l_ns = np.where(np.isnat(l_time), 0, l_time.view(np.int64))
+    l_ns = np.asarray(dates.to_numpy(), dtype="datetime64[ns]").view(np.int64)
+    nat = l_ns == np.iinfo(np.int64).min  # NaT: a missing date is in no period
+    l_code[nat] = -1
     l_day, r_day = l_ns // ns_per_day, r_start // ns_per_day
-    low = min(int(l_day.min(initial=0)), int(r_day.min(initial=0)))
-    width = max(int(l_day.max(initial=0)), int(r_day.max(initial=0))) - low + 1
+    spans = [a for a in (l_day[~nat], r_day) if a.size]
+    low = min((int(a.min()) for a in spans), default=0)
+    width = max((int(a.max()) for a in spans), default=0) - low + 1
+    l_day[nat] = low
     order = np.lexsort((r_start, r_code))
     r_key = r_code[order] * width + (r_day[order] - low)
     l_key = l_code * width + (l_day - low)
-    pos = np.searchsorted(r_key, l_key, side="right") - 1
-    found = (pos >= 0) & (l_code >= 0)
-    pos = np.where(found, pos, 0)
-    found &= r_code[order][pos] == l_code
+    cells = len(categories) * width
+    if cells <= 2 * len(l_key) + _GRID_EXTRA_CELLS:
+        # grid[key]: the last period starting on or before each (contract, day) cell (-1: none
+        # of that contract), what the binary search below finds.
+        lengths = np.diff(np.r_[0, r_key, cells])
+        grid = np.repeat(np.arange(-1, len(r_key), dtype=np.int32), lengths)
+        grid_contract = np.repeat(np.r_[-1, r_code[order]].astype(np.int32), lengths)
+        grid[grid_contract != np.arange(cells, dtype=np.int32) // width] = -1
+        pos = grid[np.maximum(l_key, 0)].astype(np.int64)
+        pos[l_code < 0] = -1
+    else:
+        pos = np.searchsorted(r_key, l_key, side="right") - 1
+        pos[(l_code < 0) | (pos >= 0) & (r_code[order][np.maximum(pos, 0)] != l_code)] = -1
+    found = pos >= 0
+    pos[~found] = 0
     inside = found & (l_ns <= r_end[order][pos])
     codes, names = pd.factorize(right["period_id"])
     return codes[order][pos], pd.Index(names), inside

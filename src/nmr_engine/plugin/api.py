@@ -34,7 +34,10 @@ class Column:
 
     ``type``: str | int | date (AAAA-MM-JJ) | bool (0/1, oui/non, true/false) | money
     (euros with at most two decimals, read into cents). ``min`` bounds ints/money,
-    ``choices`` bounds str. ``pseudonymise`` marks personal identifiers (patients)."""
+    ``choices`` bounds str. ``pseudonymise`` marks personal identifiers (patients).
+    ``category``: a str column handed to the plugin as a pandas category with sorted
+    categories, as ``contract_id`` (an identifier repeated over many rows, e.g. the programme
+    of each séance: less memory, and integer codes instead of hashing text)."""
 
     name: str
     type: str
@@ -43,10 +46,13 @@ class Column:
     min: int | None = None
     choices: tuple[str, ...] | None = None
     pseudonymise: bool = False
+    category: bool = False
 
     def __attrs_post_init__(self) -> None:
         if self.type not in COLUMN_TYPES:
             raise ValueError(f"column type {self.type!r} not in {COLUMN_TYPES}")
+        if self.category and self.type != "str":
+            raise ValueError(f"column {self.name!r}: only a str column can be read as a category")
 
 
 @attrs.frozen

@@ -245,6 +245,19 @@ def zero_lines(
     return records
 
 
+def in_computed_periods(context: CalculationContext, rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows (with ``contract_id`` and ``period_id``) of a (contract, period) being computed
+    (``context.periods``), in their order, with their ``attrs`` — what an inner merge on those
+    keys gives, without building the merged frame (categories' codes are compared, not texts)."""
+    if rows.empty:
+        return rows
+    wanted = pd.MultiIndex.from_arrays([context.periods["contract_id"], context.periods["period_id"]])
+    keys = pd.MultiIndex.from_arrays([rows["contract_id"], rows["period_id"]])
+    out = rows[np.asarray(keys.isin(wanted), dtype=bool)].reset_index(drop=True)
+    out.attrs = dict(rows.attrs)
+    return out
+
+
 def source_lines(frame: pd.DataFrame, limit: int = 8) -> str:
     """'sessions.csv, lignes 2, 5, 9…' for an explanation."""
     return _format_lines(frame.attrs.get("file", "?"), np.sort(frame["_line"].to_numpy()), limit)

@@ -1,0 +1,184 @@
+"""The one-pass reader (typed Arrow read, checks on distinct values) gives the reference path's
+frame on good files and hands every file with a problem to the reference path (its messages)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nmr_engine.errors import InputError
+from nmr_engine.inputs.reader import (
+    _duplicate_problems,
+    _parse_table,
+    _period_of_rows,
+    _read_checked,
+    assign_periods,
+    read_table,
+)
+from nmr_engine.plugin import Column, TableSpec
+
+SPEC = TableSpec(
+    name="t",
+    columns=(
+        Column("contract_id", "str"),
+        Column("programme_id", "str", category=True),
+        Column("patient_id", "str"),
+        Column("kind", "str", choices=("diagnostic", "seance")),
+        Column("n", "int", min=0, required=False),
+        Column("m", "money", required=False),
+        Column("b", "bool", required=False),
+        Column("d", "date"),
+        Column("note", "str", required=False),
+    ),
+    unique=("contract_id", "patient_id", "d", "kind"),
+)
+HEADER = "contract_id;programme_id;patient_id;kind;n;m;b;d;note\n"
+
+
+def both(path, spec=SPEC):
+    """(one-pass frame, reference frame); the reference has no problem."""
+    problems = []
+    reference = _parse_table(path, spec, str(path), problems)
+    assert problems == [] and _duplicate_problems(reference, spec) == []
+    return _read_checked(path, spec, str(path)), reference
+
+
+def assert_same(fast: pd.DataFrame, reference: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(fast, reference, check_exact=True)
+    for column in fast.columns:
+        assert fast[column].dtype == reference[column].dtype, column
+    assert fast.attrs == reference.attrs
+
+
+def test_small_file_every_type(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text(
+        HEADER
+        + "C2;P2;A;diagnostic;3;12,5;oui;2012-01-01; padded \n"
+        + "C1;P1;B;seance;;-4.05;non;2012-01-02;\n"
+        + " C1 ;P10;A;seance;0;0;1;2012-01-01;x\n",
+        encoding="utf-8",
+    )
+    fast, reference = both(path)
+    assert_same(fast, reference)
+    # hand-checked values: stripped texts, cents, categories in text order
+    assert fast["contract_id"].tolist() == ["C2", "C1", "C1"]
+    assert list(fast["contract_id"].cat.categories) == ["C1", "C2"]
+    assert list(fast["programme_id"].cat.categories) == ["P1", "P10", "P2"]
+    assert list(fast["kind"].cat.categories) == ["diagnostic", "seance", ""]
+    assert fast["m"].tolist() == [1250, -405, 0]
+    assert fast["n"].isna().tolist() == [False, True, False]
+    assert fast["note"].tolist() == ["padded", "", "x"]
+    assert fast["_line"].tolist() == [2, 3, 4]
+
+
+def test_large_file_read_in_several_blocks(tmp_path):
+    # > 1 MB: several Arrow blocks (dictionaries unified); patient ids mostly distinct (read as
+    # text), contracts, programmes and dates repeated (read as dictionaries)
+    rng = np.random.default_rng(7)
+    n = 60_000
+    patients = [f"PAT-{i:012d}-{'x' * 10}" for i in rng.permutation(n)]
+    days = pd.Timestamp("2012-01-01") + pd.to_timedelta(rng.integers(0, 700, n), unit="D")
+    rows = [
+        f"C{i % 300};P{i % 4};{patients[i]};{'diagnostic' if i % 3 else 'seance'};{i % 9};{i % 7},5;"
+        f"{'oui' if i % 2 else 'non'};{days[i]:%Y-%m-%d};{'note ' * (i % 3)}\n"
+        for i in range(n)
+    ]
+    path = tmp_path / "t.csv"
+    path.write_text(HEADER + "".join(rows), encoding="utf-8")
+    assert path.stat().st_size > 2 * 2**20
+    fast, reference = both(path)
+    assert_same(fast, reference)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        "C1;P1;A;atelier;1;1;oui;2012-01-01;\n",  # not a choice
+        "C1;P1;A;seance;-1;1;oui;2012-01-01;\n",  # below the minimum
+        "C1;P1;A;seance;1;1,234;oui;2012-01-01;\n",  # three decimals
+        "C1;P1;A;seance;1;1;peut-être;2012-01-01;\n",  # not a boolean
+        "C1;P1;A;seance;1;1;oui;01/01/2012;\n",  # not a date
+        "C1;P1;;seance;1;1;oui;2012-01-01;\n",  # required value missing
+        "C1;P1;B;seance;1;1;oui;2012-01-02;\n",  # duplicate of the first row
+        'C1;P1;A;seance;1;1;oui;2012-01-03;"quoted"\n',  # quotes: the reference parser's
+    ],
+)
+def test_any_problem_goes_to_the_reference_path(tmp_path, row):
+    path = tmp_path / "t.csv"
+    path.write_text(HEADER + "C1;P1;B;seance;1;1;oui;2012-01-02;\n" + row, encoding="utf-8")
+    assert _read_checked(path, SPEC, str(path)) is None
+
+
+def test_messages_are_the_reference_paths(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text(
+        HEADER + "C1;P1;B;seance;1;1;oui;2012-01-02;\nC1;P1;B;seance;x;1;oui;2012-01-02;\n", encoding="utf-8"
+    )
+    with pytest.raises(InputError) as info:
+        read_table(path, SPEC, {"C1"})
+    assert [(p.line, p.field, p.message) for p in info.value.problems] == [
+        (3, "n", "nombre entier attendu, reçu « x »"),
+        (3, "contract_id,patient_id,d,kind", "ligne en double (même contract_id, patient_id, d, kind que la ligne 2)"),
+    ]
+
+
+def test_category_is_only_for_text_columns():
+    with pytest.raises(ValueError, match="only a str column"):
+        Column("n", "int", category=True)
+
+
+def periods_frame(rows):
+    frame = pd.DataFrame(rows, columns=["contract_id", "period_id", "active_start", "active_end"])
+    for col in ("active_start", "active_end"):
+        frame[col] = pd.to_datetime(frame[col]).astype("datetime64[ns]")
+    return frame
+
+
+PERIODS = periods_frame(
+    [
+        ("C1", "2012-07-01/2013-06-30", "2012-09-01", "2013-06-30"),  # enrolled from September
+        ("C1", "2013-07-01/2014-06-30", "2013-07-01", "2014-03-31"),  # ended in March
+        ("C2", "2013-01-01/2013-12-31", "2013-01-01", "2013-12-31"),
+    ]
+)
+
+
+@pytest.mark.parametrize("grid", [True, False])
+def test_periods_of_rows_by_grid_and_by_search(monkeypatch, grid):
+    import nmr_engine.inputs.reader as reader
+
+    if not grid:
+        monkeypatch.setattr(reader, "_GRID_EXTRA_CELLS", -(10**9))
+    contracts = pd.Series(["C1", "C1", "C1", "C1", "C2", "C3", "C2"]).astype("category")
+    dates = pd.to_datetime(
+        pd.Series(["2012-08-31", "2012-09-01", "2013-07-01", "2014-04-01", "2013-12-31", "2013-01-01", None])
+    ).astype("datetime64[ns]")
+    codes, names, inside = _period_of_rows(contracts, dates, PERIODS)
+    # before the enrolment, after the end of the last active span, unknown contract, no date: no period
+    assert inside.tolist() == [False, True, True, False, True, False, False]
+    assert [names[c] for c, ok in zip(codes, inside, strict=True) if ok] == [
+        "2012-07-01/2013-06-30",
+        "2013-07-01/2014-06-30",
+        "2013-01-01/2013-12-31",
+    ]
+
+
+def test_assign_periods_gives_category_and_refuses_rows_outside(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "contract_id": pd.Series(["C1", "C2"]).astype("category"),
+            "d": pd.to_datetime(pd.Series(["2013-02-01", "2013-03-01"])).astype("datetime64[ns]"),
+            "_line": [2, 3],
+        }
+    )
+    frame.attrs["file"] = "t.csv"
+    out = assign_periods(frame, "d", PERIODS, "demo")
+    assert out["period_id"].astype(str).tolist() == ["2012-07-01/2013-06-30", "2013-01-01/2013-12-31"]
+    frame.loc[1, "d"] = pd.Timestamp("2014-01-01")
+    with pytest.raises(InputError) as info:
+        assign_periods(frame, "d", PERIODS, "demo")
+    assert str(info.value) == (
+        "t.csv, ligne 3, champ « d » : date 01/01/2014 hors de toute période du contrat C2 pour le module « demo »"
+    )
