@@ -6,6 +6,7 @@ In pandas they are int64 *millionths* (``MICRO`` units): '0,5' -> 500000; in Pyt
 
 from __future__ import annotations
 
+import functools
 import re
 from fractions import Fraction
 
@@ -19,6 +20,7 @@ DECIMAL = re.compile(r"[+-]?\d{1,12}(?:[.,]\d{1,6})?")
 MICRO = 1_000_000
 
 
+@functools.lru_cache(maxsize=65536)  # results repeat the same texts (pure; errors are not cached)
 def parse_decimal(text: str) -> Fraction:
     """'62,5' or '62.5' -> Fraction(125, 2) (exact). Raises ValueError."""
     if not DECIMAL.fullmatch(text.strip()):
@@ -26,6 +28,7 @@ def parse_decimal(text: str) -> Fraction:
     return Fraction(text.strip().replace(",", "."))
 
 
+@functools.lru_cache(maxsize=65536)
 def decimal_text(value: Fraction, places: int = 2) -> str:
     """Exact fraction -> French decimal text rounded half-up (display only), e.g. '12,36'."""
     scale = 10**places
@@ -35,6 +38,7 @@ def decimal_text(value: Fraction, places: int = 2) -> str:
     return f"{sign}{whole},{frac:0{places}d}" if places else f"{sign}{whole}"
 
 
+@functools.lru_cache(maxsize=65536)
 def percent_text(rate: Fraction) -> str:
     pct = Fraction(rate) * 100
     return f"{pct.numerator} %" if pct.denominator == 1 else f"{decimal_text(pct)} %"

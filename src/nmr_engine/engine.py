@@ -21,7 +21,7 @@ from .contracts import load_contracts
 from .errors import InputError, NmrError, PluginError
 from .inputs import read_module_tables
 from .inputs.submissions import DataView
-from .model import DATE_DTYPE, Contract, _selected, module_periods_frame, select_periods
+from .model import DATE_DTYPE, Contract, _selected, module_periods_frames
 from .parameters import ParameterStore, load_parameter_dir
 from .periods import DateRange, anchored_periods
 from .plugin.api import INSTALMENTS, LINE_COLUMNS, CalculationContext, Explanation, empty_lines
@@ -142,8 +142,7 @@ class Workspace:
         selections = []
         for code in wanted:
             spec = self.registry.modules()[code].spec
-            history = module_periods_frame(self.contracts, code)
-            selected = select_periods(history, periods)
+            history, selected = module_periods_frames(self.contracts, code, periods)
             selections.append(selected.assign(module=code))
             if history.empty:
                 continue

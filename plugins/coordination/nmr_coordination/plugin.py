@@ -13,7 +13,7 @@ from nmr_engine.plugin import API_VERSION, ModuleSpec, hookimpl
 from nmr_engine.plugin.intervals import overlapping_intervals
 
 from . import __version__
-from .rules import SCORINGS, calculate
+from .rules import SCORINGS, _joint_codes, calculate
 from .synth import synthesise
 from .tables import TABLES
 
@@ -199,19 +199,6 @@ def _lookup(table: pd.DataFrame, columns: list[str], rows: pd.DataFrame, keys: l
         left = left * span + a
         right = right * span + b
     return pd.Index(left).get_indexer(right)
-
-
-def _joint_codes(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray, int]:
-    """Codes of ``a`` and ``b`` in one space of equal values (0 for a missing value), and its size."""
-    if isinstance(a.dtype, pd.CategoricalDtype) and isinstance(b.dtype, pd.CategoricalDtype):
-        na = len(a.cat.categories)
-        both = pd.concat([a.cat.categories.to_series(), b.cat.categories.to_series()], ignore_index=True)
-        codes, uniques = pd.factorize(both)
-        per_a, per_b = np.append(codes[:na] + 1, 0), np.append(codes[na:] + 1, 0)
-        return per_a[a.cat.codes.to_numpy()], per_b[b.cat.codes.to_numpy()], len(uniques) + 1
-    a, b = (s.astype(str) if isinstance(s.dtype, pd.CategoricalDtype) else s for s in (a, b))
-    codes, uniques = pd.factorize(pd.concat([a, b], ignore_index=True))
-    return codes[: len(a)] + 1, codes[len(a) :] + 1, len(uniques) + 1
 
 
 def _parameter_problems(context) -> list[Problem]:

@@ -250,6 +250,12 @@ def source_lines(frame: pd.DataFrame, limit: int = 8) -> str:
     return _format_lines(frame.attrs.get("file", "?"), np.sort(frame["_line"].to_numpy()), limit)
 
 
+def lines_text(file: str, lines, limit: int = 8) -> str:
+    """As :func:`source_lines`, from the file's name and the rows' ``_line`` values (any order):
+    no frame to build for each line of a result."""
+    return _format_lines(file, np.sort(np.asarray(lines)), limit)
+
+
 def _format_lines(file: str, lines: np.ndarray, limit: int = 8) -> str:
     shown = ", ".join(str(x) for x in lines[:limit])
     more = "…" if len(lines) > limit else ""

@@ -18,19 +18,38 @@ def with_nominal_days(context) -> pd.DataFrame:
 
     A first period cut by the contract start is measured back from its end; any other period
     forward from its start (a full period: its own length)."""
-    hist = context.history.drop_duplicates(["contract_id", "period_id"])[
-        ["contract_id", "period_id", "period_start", "period_end"]
-    ].copy()
-    first = hist.groupby("contract_id")["period_start"].transform("min").eq(hist["period_start"])
-    last = hist.groupby("contract_id")["period_end"].transform("max").eq(hist["period_end"])
-    after_start = hist["period_start"] + YEAR
-    full = (hist["period_end"] + DAY).eq(after_start)
-    cut_at_start = first & ~last & ~full
-    end_excl = (hist["period_end"] + DAY).where(cut_at_start, after_start)
-    start = (hist["period_end"] + DAY - YEAR).where(cut_at_start, hist["period_start"])
-    hist["nominal_days"] = (end_excl - start).dt.days.astype("int64")
-    out = context.periods.merge(hist[["contract_id", "period_id", "nominal_days"]], on=["contract_id", "period_id"])
-    return out.sort_values(["contract_id", "period_start"], kind="stable").reset_index(drop=True)
+    hist = context.history
+    first: dict = {}
+    last: dict = {}
+    spans: dict = {}
+    for cid, pid, start, end in zip(
+        hist["contract_id"], hist["period_id"], hist["period_start"], hist["period_end"], strict=True
+    ):
+        spans.setdefault((cid, pid), (start, end))  # the first row of each period (drop_duplicates)
+        first[cid] = start if cid not in first else min(first[cid], start)
+        last[cid] = end if cid not in last else max(last[cid], end)
+    plus_year: dict = {}  # calendar arithmetic once per distinct date (contracts share their dates)
+    minus_year: dict = {}
+    nominal = {}
+    for (cid, pid), (start, end) in spans.items():
+        if start not in plus_year:
+            plus_year[start] = start + YEAR
+        after_start, end_excl = plus_year[start], end + DAY
+        if start == first[cid] and end != last[cid] and end_excl != after_start:  # cut by the contract start
+            if end_excl not in minus_year:
+                minus_year[end_excl] = end_excl - YEAR
+            nominal[cid, pid] = (end_excl - minus_year[end_excl]).days
+        else:
+            nominal[cid, pid] = (after_start - start).days
+    periods = context.periods
+    keys = list(zip(periods["contract_id"], periods["period_id"], strict=True))
+    kept = [k in nominal for k in keys]  # an inner merge with the history's periods
+    out = periods if all(kept) else periods[np.asarray(kept, dtype=bool)]
+    keys = [k for k in keys if k in nominal]
+    out = out.assign(nominal_days=np.array([nominal[k] for k in keys], dtype=np.int64))
+    starts = out["period_start"].to_numpy()
+    order = sorted(range(len(keys)), key=lambda i: (keys[i][0], starts[i]))  # stable, as sort_values
+    return out.iloc[order].reset_index(drop=True)
 
 
 def overlap_days(frame: pd.DataFrame, start: str, end: str, win_start: str, win_end: str) -> pd.Series:
