@@ -159,21 +159,15 @@ def nmr_validate_inputs(module, tables, context):
     )
     if not obj.empty:
         lists = context.lookup("objectives.indicators", obj["contract_id"], obj["measured_on"])
-        allowed = pd.DataFrame(
-            [
-                {"_v": i, "indicator": row["indicator"]}
-                for i in np.unique(lists.index)
-                if i < len(lists.versions) and lists.versions[i].in_force
-                for row in lists.versions[i].value
-            ],
-            columns=["_v", "indicator"],
-        )
-        listed = (
-            obj[["indicator"]]
-            .assign(_v=lists.index)
-            .merge(allowed.drop_duplicates(), on=["_v", "indicator"], how="left", indicator=True)["_merge"]
-            .eq("both")
-            .to_numpy()
+        # (version, indicator) pairs each list allows: a set lookup per result, no merge
+        allowed = {
+            (int(i), row["indicator"])
+            for i in np.unique(lists.index)
+            if i < len(lists.versions) and lists.versions[i].in_force
+            for row in lists.versions[i].value
+        }
+        listed = np.array(
+            [(int(v), ind) in allowed for v, ind in zip(lists.index, obj["indicator"], strict=True)], dtype=bool
         )
         problems += row_problems(
             obj,
@@ -205,10 +199,11 @@ def _parameter_problems(context) -> list[Problem]:
     """The contracts' scoring rule and instalment plan must be usable."""
     problems = []
     seen = set()
-    for row in context.history.itertuples(index=False):
-        day = row.active_start.date()
+    history = context.history
+    for contract_id, start in zip(history["contract_id"], history["active_start"], strict=True):
+        day = start.date()
         for name, check in (("objectives.scoring", _scoring_problem), ("payment.instalments", _instalments_problem)):
-            version = context.at(name, day, row.contract_id)
+            version = context.at(name, day, contract_id)
             if version is None or version.id in seen:
                 continue
             seen.add(version.id)

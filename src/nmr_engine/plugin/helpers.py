@@ -52,15 +52,12 @@ def priced_lines(
     version = np.asarray(price.index, dtype=np.int64)[groups.valid]
     amount = (price.values(missing=0) if amounts is None else np.asarray(amounts, dtype=np.int64))[groups.valid]
     # Count the rows of each (group, version, amount): the parts of a line's formula, sorted.
-    parts = (
-        pd.DataFrame({"g": groups.code, "v": version, "a": np.asarray(amount, dtype=np.int64)})
-        .groupby(["g", "v", "a"], sort=True)
-        .size()
-    )
-    p_group = parts.index.get_level_values("g").to_numpy()
-    p_version = parts.index.get_level_values("v").to_numpy()
-    p_amount = parts.index.get_level_values("a").to_numpy()
-    p_count = parts.to_numpy()
+    g, v, a = groups.code, version, np.asarray(amount, dtype=np.int64)
+    order = np.lexsort((a, v, g))
+    g, v, a = g[order], v[order], a[order]
+    first = np.flatnonzero(np.r_[True, (g[1:] != g[:-1]) | (v[1:] != v[:-1]) | (a[1:] != a[:-1])])
+    p_group, p_version, p_amount = g[first], v[first], a[first]
+    p_count = np.diff(np.r_[first, g.size])
     bounds = np.flatnonzero(np.r_[True, p_group[1:] != p_group[:-1], True])
     info = _period_lookup(context)
     file = rows.attrs.get("file", "?")
@@ -118,7 +115,7 @@ class _Groups:
     def __init__(self, rows: pd.DataFrame):
         contract = rows["contract_id"]
         period = rows["period_id"]
-        self.valid = (contract.notna() & period.notna()).to_numpy()  # groupby drops missing keys
+        self.valid = _present(contract) & _present(period)  # groupby drops missing keys
         c_code, c_values = pd.factorize(contract[self.valid], sort=True)
         p_code, p_values = pd.factorize(period[self.valid], sort=True)
         code = c_code.astype(np.int64) * max(len(p_values), 1) + p_code
@@ -154,6 +151,13 @@ class _Groups:
     def source_lines(self, i: int, file: str, limit: int = 8) -> str:
         lines = np.sort(self.lines_sorted[self.starts[i] : self.ends[i]])
         return _format_lines(file, lines, limit)
+
+
+def _present(values: pd.Series) -> np.ndarray:
+    """Not missing, as a boolean array (a category's codes say it without a pass over the values)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy() >= 0
+    return values.notna().to_numpy()
 
 
 _PERIOD_CACHE: list = [None, None]  # (history frame, lookup) of the last context

@@ -63,8 +63,8 @@ def overlap_days(frame: pd.DataFrame, start: str, end: str, win_start: str, win_
 
 def overlapping_intervals(frame: pd.DataFrame, keys: list[str], start: str, end: str) -> pd.DataFrame:
     """Rows whose interval overlaps the previous interval of the same keys: columns ``_line`` and ``_prev_line``."""
-    if frame.empty:
-        return frame.assign(_prev_line=pd.Series(dtype="int64"))
+    if frame.empty or not _any_overlap(frame, keys, start, end):  # the usual case, decided with NumPy
+        return frame.iloc[0:0].assign(_prev_line=pd.Series(dtype="int64"))
     s = frame.sort_values([*keys, start, "_line"], kind="stable")
     far = pd.Timestamp("2262-04-01")
     ends = s[end].fillna(far)
@@ -77,6 +77,35 @@ def overlapping_intervals(frame: pd.DataFrame, keys: list[str], start: str, end:
     # name the earlier row that still runs: the last previous one ending on or after this start
     out["_prev_line"] = prev_line[hit].astype("int64")
     return out
+
+
+_DAY_NS = 86_400_000_000_000
+
+
+def _any_overlap(frame: pd.DataFrame, keys: list[str], start: str, end: str) -> bool:
+    """Whether :func:`overlapping_intervals` finds a row (True when unsure: missing or non-day values)."""
+    begin = frame[start].to_numpy("datetime64[ns]").view(np.int64)
+    stop = frame[end].to_numpy("datetime64[ns]")
+    if np.isnat(begin.view("datetime64[ns]")).any():
+        return True
+    stop = np.where(np.isnat(stop), np.datetime64("2262-04-01", "ns"), stop).view(np.int64)
+    if (begin % _DAY_NS).any() or (stop % _DAY_NS).any():
+        return True
+    code = np.zeros(len(frame), dtype=np.int64)
+    for k in keys:
+        codes, uniques = pd.factorize(frame[k])
+        if (codes < 0).any():
+            return True
+        code = code * (len(uniques) + 1) + codes
+    begin, stop = begin // _DAY_NS, stop // _DAY_NS
+    order = np.lexsort((frame["_line"].to_numpy(), begin, code))
+    code, begin, stop = code[order], begin[order], stop[order]
+    group = np.cumsum(np.r_[True, code[1:] != code[:-1]]) - 1  # 0, 1, 2… per key, in sorted order
+    span = int(max(stop.max(), begin.max()) - min(stop.min(), begin.min())) + 1
+    shifted = stop - min(stop.min(), begin.min()) + group * span  # each group above the previous ones
+    latest = np.maximum.accumulate(shifted) - group * span + min(stop.min(), begin.min())
+    same = np.r_[False, code[1:] == code[:-1]]
+    return bool((same[1:] & (begin[1:] <= latest[:-1])).any())
 
 
 def suspended_days(context, frame: pd.DataFrame, start: str, end: str, contract: str = "contract_id") -> pd.Series:
