@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .cache import ReadCache
+from .cache import ReadCache, file_key, frame_key
 from .contracts import load_contracts
 from .errors import InputError, NmrError, PluginError
 from .inputs import read_module_tables
@@ -147,17 +147,7 @@ class Workspace:
             if history.empty:
                 continue
             try:
-                tables = read_module_tables(
-                    self.data_dir,
-                    code,
-                    spec.tables,
-                    known,
-                    history,
-                    view=self.data,
-                    cut=cut,
-                    notes=notes,
-                    cache=self.cache.tables if self.cache else None,
-                )
+                tables = self._read_tables(code, spec.tables, known, history, cut, notes)
             except InputError as exc:
                 problems.extend(exc.problems)
                 continue
@@ -185,6 +175,45 @@ class Workspace:
             periods=pd.concat(selections, ignore_index=True) if selections else pd.DataFrame(),
             identifier_values=_identifier_values(context for _, context in prepared),
         )
+
+    def _read_tables(self, code, specs, known, history, cut, notes) -> dict[str, pd.DataFrame]:
+        """:func:`read_module_tables`, through the shared cache's module tables when there is one
+        (same files, contracts, periods and cut spans as an earlier run: the same tables)."""
+        view, key = self.data, None
+        if self.cache is not None:
+            try:  # each file located once: the key names what is read, and the read reuses it
+                located = {f"{code}/{t.name}.csv": self.data.locate(f"{code}/{t.name}.csv") for t in specs}
+            except InputError:
+                located = None  # read_module_tables reports it, with the other tables' problems
+            if located is not None:
+                view = _Located(self.data, located)
+                key = (
+                    str(self.data_dir),
+                    code,
+                    specs,
+                    frozenset(known),
+                    tuple((rel, file_key(path), label, tuple(w)) for rel, (path, label, w) in located.items()),
+                    frame_key(history),
+                    frame_key(cut),
+                )
+                found = self.cache.modules.get(key, notes)
+                if found is not None:
+                    return found
+        start = len(notes)
+        tables = read_module_tables(
+            self.data_dir,
+            code,
+            specs,
+            known,
+            history,
+            view=view,
+            cut=cut,
+            notes=notes,
+            cache=self.cache.tables if self.cache else None,
+        )
+        if key is not None:
+            self.cache.modules.put(key, tables, tuple(notes[start:]))
+        return tables
 
     def _run_plugin(self, code: str, context: CalculationContext) -> pd.DataFrame:
         registered = self.registry.modules()[code]
@@ -220,6 +249,18 @@ class Workspace:
         except Exception:
             return True
         return False
+
+
+@attrs.frozen
+class _Located:
+    """A data view whose files were already located (see :meth:`Workspace._read_tables`)."""
+
+    view: DataView
+    located: dict[str, tuple]
+
+    def locate(self, rel: str) -> tuple:
+        found = self.located.get(rel)
+        return found if found is not None else self.view.locate(rel)
 
 
 def _identifier_values(contexts) -> tuple[pd.Series, ...]:

@@ -26,8 +26,8 @@ import pandas as pd
 from nmr_engine.decimals import MICRO, decimal_micro, decimal_text
 from nmr_engine.money import format_eur, round_cents
 from nmr_engine.plugin import CalculationContext, Explanation, lines_frame
-from nmr_engine.plugin.helpers import priced_lines, zero_lines
-from nmr_engine.plugin.intervals import overlap_days, suspended_days, with_nominal_days
+from nmr_engine.plugin.helpers import pair_rows, priced_lines, zero_lines
+from nmr_engine.plugin.intervals import suspended_days, with_nominal_days
 
 from .tables import ACT_LABELS, ACTS
 
@@ -46,11 +46,35 @@ def calculate(context: CalculationContext) -> pd.DataFrame:
 
 
 def _selected(context: CalculationContext, frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the selected (contract, period)s, in their order (an inner merge with
+    ``context.periods``; category keys are filtered on their codes and stay categories)."""
     if frame.empty:  # nothing to select: spare the merge's fixed cost
         return frame
-    out = frame.merge(context.periods[KEYS], on=KEYS, how="inner")
+    periods = context.periods[KEYS]
+    mask = _in_periods(frame, periods)
+    if mask is None:
+        out = frame.merge(periods, on=KEYS, how="inner")
+    else:  # the same rows, found on the keys' category codes
+        out = frame[mask].reset_index(drop=True)
     out.attrs = dict(frame.attrs)
     return out
+
+
+def _in_periods(frame: pd.DataFrame, periods: pd.DataFrame) -> np.ndarray | None:
+    """Whether each row's (contract_id, period_id) is a row of ``periods``, from the codes of
+    the frame's category keys (None: not categories, or a period listed twice: merge instead)."""
+    cids, pids = frame["contract_id"], frame["period_id"]
+    if not all(isinstance(c.dtype, pd.CategoricalDtype) for c in (cids, pids)):
+        return None
+    pairs = list(zip(periods["contract_id"], periods["period_id"], strict=True))
+    if len(set(pairs)) != len(pairs):
+        return None
+    c_cat, p_cat = cids.cat.categories, pids.cat.categories
+    allowed = np.zeros((len(c_cat) + 1, len(p_cat) + 1), dtype=bool)  # last row/column: missing value
+    c_at, p_at = c_cat.get_indexer([c for c, _ in pairs]), p_cat.get_indexer([p for _, p in pairs])
+    found = (c_at >= 0) & (p_at >= 0)
+    allowed[c_at[found], p_at[found]] = True
+    return allowed[cids.cat.codes.to_numpy(), pids.cat.codes.to_numpy()]
 
 
 def validity_text(context: CalculationContext, name: str) -> str:
@@ -183,17 +207,28 @@ def _nurse_time(context: CalculationContext, periods: pd.DataFrame) -> list[dict
     name = "nurse.amount_per_fte"
     table = context.tables["staff"]
     file = table.attrs.get("file", "staff.csv")
-    staff = table[["contract_id", "person_id", "role", "present_from", "present_to", "_line"]].copy()
-    staff["_micro"] = decimal_micro(table["fte"])
+    micro = decimal_micro(table["fte"]).to_numpy(dtype=np.int64)
     seg, versions = _segments(context, periods, name)
-    m = staff.merge(seg, on="contract_id")
-    m["_days"] = overlap_days(m, "present_from", "present_to", "seg_start", "seg_end")
-    m = m[(m["_days"] > 0) & (m["_micro"] > 0)]
-    fte_days = m["_micro"].to_numpy(dtype=np.int64) * m["_days"].to_numpy(dtype=np.int64)
-    money = fte_days * np.asarray(m["_value"], dtype=np.int64)
-    role = m["role"].to_numpy(dtype=object)
-    p = m["_p"].to_numpy(dtype=np.int64)
-    in_force = m["_in_force"].to_numpy(dtype=bool)
+    # each staff row with its contract's segments, by row positions (an inner merge's pairs)
+    si, sj = pair_rows(table["contract_id"], seg["contract_id"])
+    day = "datetime64[ns]"
+    seg_start, seg_end = seg["seg_start"].to_numpy(day)[sj], seg["seg_end"].to_numpy(day)[sj]
+    present_from, present_to = table["present_from"].to_numpy(day)[si], table["present_to"].to_numpy(day)[si]
+    lo = np.where(present_from > seg_start, present_from, seg_start)
+    hi = np.where(np.isnat(present_to), seg_end, present_to)
+    hi = np.where(hi < seg_end, hi, seg_end)
+    days = np.clip((hi - lo) // np.timedelta64(1, "D") + 1, 0, None).astype(np.int64)
+    keep = (days > 0) & (micro[si] > 0)
+    si, sj, days = si[keep], sj[keep], days[keep]
+    fte_days = micro[si] * days
+    money = fte_days * np.asarray(seg["_value"].to_numpy()[sj], dtype=np.int64)
+    role = table["role"].to_numpy(dtype=object)[si]
+    p = seg["_p"].to_numpy(dtype=np.int64)[sj]
+    in_force = seg["_in_force"].to_numpy(dtype=bool)[sj]
+    line = table["_line"].to_numpy(dtype=np.int64)[si]
+    person = table["person_id"].to_numpy(dtype=object)[si]
+    value = np.asarray(seg["_value"].to_numpy()[sj], dtype=np.int64)
+    version = seg["_v"].to_numpy()[sj]
 
     # Every count of every (period, in force or not) from one sort: no group per period.
     nurse = role == "infirmier"
@@ -201,13 +236,13 @@ def _nurse_time(context: CalculationContext, periods: pd.DataFrame) -> list[dict
     gp_fte_days = np.zeros(len(periods), dtype=np.int64)
     np.add.at(gp_fte_days, p[gps], fte_days[gps])
     key = p[nurse] * 2 + in_force[nurse]  # 2p: outside the financing, 2p + 1: paid
-    groups = _Groups(key, m["_line"].to_numpy(dtype=np.int64)[nurse])
+    groups = _Groups(key, line[nurse])
     g_fte_days = groups.sum(fte_days[nurse])
     g_money = groups.sum(money[nurse])
-    g_days = groups.sum(m["_days"].to_numpy(dtype=np.int64)[nurse])
-    g_people = groups.nunique(_codes(m["person_id"].to_numpy(dtype=object)[nurse]))
-    value_parts = groups.parts(np.asarray(m["_value"], dtype=np.int64)[nurse], fte_days[nurse])
-    used_of = _Groups(p[nurse], np.zeros(int(nurse.sum()), dtype=np.int64)).parts(m["_v"].to_numpy()[nurse])
+    g_days = groups.sum(days[nurse])
+    g_people = groups.nunique(_codes(person[nurse]))
+    value_parts = groups.parts(value[nurse], fte_days[nurse])
+    used_of = _Groups(p[nurse], np.zeros(int(nurse.sum()), dtype=np.int64)).parts(version[nurse])
     funded = np.zeros(len(periods), dtype=bool)
     funded[seg["_p"].to_numpy()[seg["_in_force"].to_numpy(dtype=bool)]] = True
 

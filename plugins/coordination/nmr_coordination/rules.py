@@ -31,7 +31,7 @@ import pandas as pd
 from nmr_engine.decimals import decimal_text, parse_decimal, percent_text
 from nmr_engine.money import format_eur, round_cents, split_instalments
 from nmr_engine.plugin import CalculationContext, Explanation, lines_frame
-from nmr_engine.plugin.helpers import lines_text
+from nmr_engine.plugin.helpers import lines_text, pair_rows
 from nmr_engine.plugin.intervals import suspended_days, with_nominal_days
 
 KEYS = ["contract_id", "period_id"]
@@ -80,7 +80,7 @@ def _presence(context: CalculationContext, periods: pd.DataFrame) -> dict:
     prof = context.tables["professionals"]
     file = prof.attrs.get("file", "professionals.csv")
     per = periods[[*KEYS, "active_start", "active_end"]]
-    pi, pj = _pairs(prof["contract_id"], per["contract_id"])
+    pi, pj = pair_rows(prof["contract_id"], per["contract_id"])
     day = "datetime64[ns]"
     win_start = per["active_start"].to_numpy(day)[pj]
     win_end = per["active_end"].to_numpy(day)[pj]
@@ -138,7 +138,7 @@ def _patients(context: CalculationContext, periods: pd.DataFrame) -> dict:
     pat = context.tables["patients"]
     file = pat.attrs.get("file", "patients.csv")
     params = _period_params(context, periods)
-    pat_row, per_row = _pairs(pat["contract_id"], periods["contract_id"])
+    pat_row, per_row = pair_rows(pat["contract_id"], periods["contract_id"])
     day = "datetime64[ns]"
     start = params["active_start"].astype(day)[per_row]
     end = params["active_end"].astype(day)[per_row]
@@ -193,21 +193,6 @@ def _age(birth: np.ndarray, on: np.ndarray) -> np.ndarray:
     (ref_y, ref_m, ref_d), (birth_y, birth_m, birth_d) = parts(on), parts(birth)
     before_birthday = (ref_m < birth_m) | ((ref_m == birth_m) & (ref_d < birth_d))
     return ref_y - birth_y - before_birthday.astype(np.int64)
-
-
-def _pairs(left: pd.Series, right: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (i, j) of every pair with ``left[i] == right[j]``, in the order of an inner merge
-    (by ``i``, then ``j``)."""
-    codes, uniques = pd.factorize(left)
-    right_codes = pd.Index(uniques).get_indexer(right)
-    by_code = np.argsort(right_codes, kind="stable")
-    sorted_codes = right_codes[by_code]
-    first = np.searchsorted(sorted_codes, codes, side="left")
-    count = np.searchsorted(sorted_codes, codes, side="right") - first
-    count[codes < 0] = 0
-    i = np.repeat(np.arange(len(left)), count)
-    offset = np.arange(len(i)) - np.repeat(np.cumsum(count) - count, count)
-    return i, by_code[np.repeat(first, count) + offset]
 
 
 def _child_consultations(

@@ -254,6 +254,22 @@ def source_lines(frame: pd.DataFrame, limit: int = 8) -> str:
     return _format_lines(frame.attrs.get("file", "?"), np.sort(frame["_line"].to_numpy()), limit)
 
 
+def pair_rows(left: pd.Series, right: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (i, j) of every pair with ``left[i] == right[j]``, in the order of an inner merge
+    on that key (by ``i``, then ``j``): join two tables by row positions, without copying their
+    columns (e.g. each professional's rows with its contract's periods)."""
+    codes, uniques = pd.factorize(left)
+    right_codes = pd.Index(uniques).get_indexer(right)
+    by_code = np.argsort(right_codes, kind="stable")
+    sorted_codes = right_codes[by_code]
+    first = np.searchsorted(sorted_codes, codes, side="left")
+    count = np.searchsorted(sorted_codes, codes, side="right") - first
+    count[codes < 0] = 0
+    i = np.repeat(np.arange(len(left)), count)
+    offset = np.arange(len(i)) - np.repeat(np.cumsum(count) - count, count)
+    return i, by_code[np.repeat(first, count) + offset]
+
+
 def lines_text(file: str, lines, limit: int = 8) -> str:
     """As :func:`source_lines`, from the file's name and the rows' ``_line`` values (any order):
     no frame to build for each line of a result."""
