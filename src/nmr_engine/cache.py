@@ -10,7 +10,7 @@ read again; nothing is ever written to disk.
 
 from __future__ import annotations
 
-import copy
+import hashlib
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -74,6 +74,14 @@ class ReadCache:
         self.tables = TableCache(max_rows)
         self.modules = ModuleTables(max_rows)
         self._parameters: dict[CacheKey, list[Parameter]] = {}
+        self._digests: dict[CacheKey, str] = {}
+
+    def digest(self, path: Path) -> str:
+        """sha256 of a file's content, computed once while the file is unchanged on disk."""
+        key = file_key(path)
+        if key not in self._digests:
+            self._digests[key] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return self._digests[key]
 
     def parameters(self, folder: Path, code: str, load) -> list[Parameter]:
         """``load(folder, code)``'s parameters, loaded once while the folder's files are unchanged."""
@@ -123,10 +131,8 @@ class ModuleTables:
 
 
 def _shared(frame: pd.DataFrame) -> pd.DataFrame:
-    """A shallow (copy-on-write) copy with its own ``attrs``."""
-    out = frame.copy(deep=False)
-    out.attrs = copy.deepcopy(frame.attrs)
-    return out
+    """A shallow (copy-on-write) copy; pandas gives it a deep copy of ``attrs``."""
+    return frame.copy(deep=False)
 
 
 def frame_key(frame: pd.DataFrame | None) -> CacheKey:

@@ -129,26 +129,41 @@ class Explanation:
             "summary": self.summary,
             "formula": self.formula,
             "inputs": [list(i) for i in self.inputs],
-            "parameters": [
-                {
-                    "id": p.id,
-                    "name": p.name,
-                    "value": p.display_value(),
-                    "start": p.start.isoformat(),
-                    "end": p.end.isoformat() if p.end else None,
-                    "unit": p.unit,
-                    "contract_id": p.contract_id,
-                    "confidence": p.confidence,
-                    "reference": str(p.reference),
-                    "source": p.source,
-                    "illustrative": p.illustrative,
-                }
-                for p in self.parameters
-            ],
+            "parameters": [_parameter_dict(p) for p in self.parameters],
             "reason": self.reason,
             "rounding": self.rounding,
             "warnings": list(self.warnings),
         }
+
+
+#: id -> (version, its dict): lines share a few parameter versions, each described once.
+_PARAMETER_DICTS: dict[int, tuple[ParameterVersion, dict[str, Any]]] = {}
+
+
+def _parameter_dict(p: ParameterVersion) -> dict[str, Any]:
+    """A parameter version as :meth:`Explanation.to_dict` lists it (a new dict each time)."""
+    found = _PARAMETER_DICTS.get(id(p))
+    if found is None or found[0] is not p:  # the version is kept with its dict: its id is not reused
+        if len(_PARAMETER_DICTS) >= 65536:
+            _PARAMETER_DICTS.clear()
+        found = (
+            p,
+            {
+                "id": p.id,
+                "name": p.name,
+                "value": p.display_value(),
+                "start": p.start.isoformat(),
+                "end": p.end.isoformat() if p.end else None,
+                "unit": p.unit,
+                "contract_id": p.contract_id,
+                "confidence": p.confidence,
+                "reference": str(p.reference),
+                "source": p.source,
+                "illustrative": p.illustrative,
+            },
+        )
+        _PARAMETER_DICTS[id(p)] = found
+    return dict(found[1])
 
 
 #: Columns of a lines frame, with their dtypes. Amounts are integer cents.
