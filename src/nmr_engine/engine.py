@@ -389,15 +389,18 @@ def validate_lines(lines, module: str, context: CalculationContext, plugin: str)
             raise fail(message, _first_non_integer(lines, col))
     if lines["amount_cents"].isna().any():
         raise fail("montant manquant sur une ligne", lines.loc[lines["amount_cents"].isna(), "contract_id"].iloc[0])
-    bad_module = lines["module"] != module
+    # checks on the columns' Python values (a few hundred lines: no pandas operation per check)
+    bad_module = np.array([m != module for m in lines["module"]], dtype=bool)
     if bad_module.any():
         row = lines[bad_module].iloc[0]
         raise fail(f"ligne d'un autre module ({row['module']})", row["contract_id"])
-    bad_inst = ~lines["instalment"].isin(INSTALMENTS)
+    bad_inst = np.array([i not in INSTALMENTS for i in lines["instalment"]], dtype=bool)
     if bad_inst.any():
         row = lines[bad_inst].iloc[0]
         raise fail(f"échéance inconnue « {row['instalment']} »", row["contract_id"])
-    not_explained = ~lines["explanation"].map(lambda e: isinstance(e, Explanation) and bool(e.summary))
+    not_explained = np.array(
+        [not (isinstance(e, Explanation) and bool(e.summary)) for e in lines["explanation"]], dtype=bool
+    )
     if not_explained.any():
         row = lines[not_explained].iloc[0]
         raise fail(f"ligne « {row['component']} » sans explication", row["contract_id"])
@@ -408,7 +411,8 @@ def validate_lines(lines, module: str, context: CalculationContext, plugin: str)
         raise fail(f"ligne pour une période inconnue {unknown[0][1]}", unknown[0][0])
     wanted = set(zip(context.periods["contract_id"], context.periods["period_id"], strict=True))
     keep = [k in wanted for k in keys]
-    out = lines.loc[keep].reset_index(drop=True)  # .loc: an empty list selects no row, not no column
+    # .loc: an empty list selects no row, not no column
+    out = lines.reset_index(drop=True) if all(keep) else lines.loc[keep].reset_index(drop=True)
     key_cols = ["contract_id", "period_id", "component", "payee_id", "instalment"]
     dup = out.duplicated(key_cols)
     if dup.any():

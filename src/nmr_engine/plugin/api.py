@@ -191,6 +191,8 @@ def empty_lines() -> pd.DataFrame:
 
 def lines_frame(records: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
     """Build a lines frame with the standard columns and dtypes (no float allowed)."""
+    if not isinstance(records, pd.DataFrame) and records and all(r.keys() == records[0].keys() for r in records):
+        return _lines_of_records(records)  # the usual case: records with the same keys
     frame = pd.DataFrame(records) if not isinstance(records, pd.DataFrame) else records.copy()
     if frame.empty:
         return empty_lines()
@@ -206,6 +208,26 @@ def lines_frame(records: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
             raise TypeError(f"lines frame: column {col!r} is float; money and counts must be integers")
         frame[col] = frame[col].astype(dtype) if dtype != "object" else frame[col]
     return frame[list(LINE_COLUMNS)].reset_index(drop=True)
+
+
+def _lines_of_records(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """:func:`lines_frame` of records that all have the same keys: each column built once, with
+    its dtype, then the frame (no frame of every key to convert column by column)."""
+    keys = records[0].keys()
+    columns = {}
+    for col, dtype in LINE_COLUMNS.items():
+        if col in keys:
+            values = pd.Series([r[col] for r in records])
+        elif col == "instalment":
+            values = pd.Series(["unique"] * len(records))
+        elif col == "unit_amount_cents":
+            values = pd.Series([pd.NA] * len(records))
+        else:
+            raise ValueError(f"lines frame: missing column {col!r}")
+        if dtype in ("int64", "Int64") and pd.api.types.is_float_dtype(values.dtype):
+            raise TypeError(f"lines frame: column {col!r} is float; money and counts must be integers")
+        columns[col] = values.astype(dtype) if dtype != "object" else values
+    return pd.DataFrame(columns)
 
 
 @attrs.frozen
