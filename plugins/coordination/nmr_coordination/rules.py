@@ -145,8 +145,8 @@ def _patients(context: CalculationContext, periods: pd.DataFrame) -> dict:
     declared = pat["declared_on"].to_numpy(day)[pat_row]
     ended = pat["ended_on"].to_numpy(day)[pat_row]
     keep = (declared <= end) & (np.isnat(ended) | (ended >= start))
-    pat_row, per_row, start = pat_row[keep], per_row[keep], start[keep]
-    age = _age(pat["birth_date"].to_numpy(day)[pat_row], start)
+    pat_row, per_row = pat_row[keep], per_row[keep]
+    age = _age(pat["birth_date"], pat_row, periods["active_start"], per_row)
     consultations = _child_consultations(pat, context.tables["child_consultations"], params, pat_row, per_row)
     young = age < params["child_min_age"][per_row]
     child = ~young & (age < params["adult_age"][per_row])
@@ -180,17 +180,15 @@ def _patients(context: CalculationContext, periods: pd.DataFrame) -> dict:
     return out
 
 
-def _age(birth: np.ndarray, on: np.ndarray) -> np.ndarray:
-    """Age in whole years on the dates ``on`` of people born on ``birth`` (datetime64 arrays)."""
+def _age(birth: pd.Series, born_row: np.ndarray, on: pd.Series, on_row: np.ndarray) -> np.ndarray:
+    """Age in whole years on ``on[on_row]`` of people born on ``birth[born_row]`` (date columns):
+    year, month and day read once per row of each column, then paired."""
 
-    def parts(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        months = days.astype("datetime64[M]")
-        year = days.astype("datetime64[Y]").astype(np.int64)
-        month = months.astype(np.int64) % 12
-        day = (days.astype("datetime64[D]") - months.astype("datetime64[D]")).astype(np.int64)
-        return year, month, day
+    def parts(days: pd.Series, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        index = pd.DatetimeIndex(days)
+        return tuple(np.asarray(getattr(index, f), dtype=np.int64)[rows] for f in ("year", "month", "day"))
 
-    (ref_y, ref_m, ref_d), (birth_y, birth_m, birth_d) = parts(on), parts(birth)
+    (ref_y, ref_m, ref_d), (birth_y, birth_m, birth_d) = parts(on, on_row), parts(birth, born_row)
     before_birthday = (ref_m < birth_m) | ((ref_m == birth_m) & (ref_d < birth_d))
     return ref_y - birth_y - before_birthday.astype(np.int64)
 
