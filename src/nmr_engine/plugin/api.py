@@ -191,8 +191,8 @@ def empty_lines() -> pd.DataFrame:
 
 def lines_frame(records: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
     """Build a lines frame with the standard columns and dtypes (no float allowed)."""
-    if not isinstance(records, pd.DataFrame) and records and all(r.keys() == records[0].keys() for r in records):
-        return _lines_of_records(records)  # the usual case: records with the same keys
+    if isinstance(records, list) and records and all(r.keys() == records[0].keys() for r in records):
+        return _lines_of_records(records)  # the usual case: records (dicts) with the same keys
     frame = pd.DataFrame(records) if not isinstance(records, pd.DataFrame) else records.copy()
     if frame.empty:
         return empty_lines()
