@@ -167,7 +167,7 @@ def _period_lookup(context: CalculationContext) -> dict:
     """(contract_id, period_id) -> {payee_id, period_end} of the module's history (cached)."""
     if _PERIOD_CACHE[0] is context.history:
         return _PERIOD_CACHE[1]
-    info = period_info(context)
+    info = context.history  # its columns as period_info gives them, without the frame copy
     _PERIOD_CACHE[1] = {
         (c, p): {"payee_id": payee, "period_end": end}
         for c, p, payee, end in zip(
