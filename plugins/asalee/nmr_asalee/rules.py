@@ -27,7 +27,7 @@ from nmr_engine.decimals import MICRO, decimal_micro, decimal_text
 from nmr_engine.money import format_eur, round_cents
 from nmr_engine.plugin import CalculationContext, Explanation, lines_frame
 from nmr_engine.plugin.helpers import pair_rows, priced_lines, zero_lines
-from nmr_engine.plugin.intervals import suspended_days, with_nominal_days
+from nmr_engine.plugin.intervals import clip_intervals, suspended_days, with_nominal_days
 
 from .tables import ACT_LABELS, ACTS
 
@@ -214,10 +214,7 @@ def _nurse_time(context: CalculationContext, periods: pd.DataFrame) -> list[dict
     day = "datetime64[ns]"
     seg_start, seg_end = seg["seg_start"].to_numpy(day)[sj], seg["seg_end"].to_numpy(day)[sj]
     present_from, present_to = table["present_from"].to_numpy(day)[si], table["present_to"].to_numpy(day)[si]
-    lo = np.where(present_from > seg_start, present_from, seg_start)
-    hi = np.where(np.isnat(present_to), seg_end, present_to)
-    hi = np.where(hi < seg_end, hi, seg_end)
-    days = np.clip((hi - lo) // np.timedelta64(1, "D") + 1, 0, None).astype(np.int64)
+    _, _, days = clip_intervals(present_from, present_to, seg_start, seg_end)
     keep = (days > 0) & (micro[si] > 0)
     si, sj, days = si[keep], sj[keep], days[keep]
     fte_days = micro[si] * days

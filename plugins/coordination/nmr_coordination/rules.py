@@ -32,7 +32,7 @@ from nmr_engine.decimals import decimal_text, parse_decimal, percent_text
 from nmr_engine.money import format_eur, round_cents, split_instalments
 from nmr_engine.plugin import CalculationContext, Explanation, lines_frame
 from nmr_engine.plugin.helpers import lines_text, pair_rows
-from nmr_engine.plugin.intervals import suspended_days, with_nominal_days
+from nmr_engine.plugin.intervals import clip_intervals, suspended_days, with_nominal_days
 
 KEYS = ["contract_id", "period_id"]
 SCORINGS = ("all_or_nothing", "linear")
@@ -86,10 +86,7 @@ def _presence(context: CalculationContext, periods: pd.DataFrame) -> dict:
     win_end = per["active_end"].to_numpy(day)[pj]
     present_from = prof["present_from"].to_numpy(day)[pi]
     present_to = prof["present_to"].to_numpy(day)[pi]
-    lo = np.where(present_from > win_start, present_from, win_start)
-    hi = np.where(np.isnat(present_to), win_end, present_to)
-    hi = np.where(hi < win_end, hi, win_end)
-    days = np.clip((hi - lo) // np.timedelta64(1, "D") + 1, 0, None).astype(np.int64)
+    lo, hi, days = clip_intervals(present_from, present_to, win_start, win_end)
     if not context.suspensions.empty:
         spans = pd.DataFrame({"contract_id": prof["contract_id"].to_numpy()[pi], "_lo": lo, "_hi": hi})
         days -= suspended_days(context, spans, "_lo", "_hi").to_numpy()

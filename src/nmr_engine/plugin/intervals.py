@@ -61,6 +61,19 @@ def overlap_days(frame: pd.DataFrame, start: str, end: str, win_start: str, win_
     return days.clip(lower=0).fillna(0).astype("int64")
 
 
+def clip_intervals(
+    start: np.ndarray, end: np.ndarray, win_start: np.ndarray, win_end: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`overlap_days` on aligned datetime64 arrays (``end`` NaT: open), with the clipped
+    bounds: ``(lo, hi, days)``, ``days`` 0 when disjoint (e.g. rows paired with periods by
+    :func:`nmr_engine.plugin.helpers.pair_rows`)."""
+    lo = np.where(start > win_start, start, win_start)
+    hi = np.where(np.isnat(end), win_end, end)
+    hi = np.where(hi < win_end, hi, win_end)
+    days = np.clip((hi - lo) // np.timedelta64(1, "D") + 1, 0, None).astype(np.int64)
+    return lo, hi, days
+
+
 def overlapping_intervals(frame: pd.DataFrame, keys: list[str], start: str, end: str) -> pd.DataFrame:
     """Rows whose interval overlaps the previous interval of the same keys: columns ``_line`` and ``_prev_line``."""
     if frame.empty or not _any_overlap(frame, keys, start, end):  # the usual case, decided with NumPy
