@@ -262,6 +262,11 @@ class _Located:
         found = self.located.get(rel)
         return found if found is not None else self.view.locate(rel)
 
+    def __getattr__(self, name: str):  # anything else the reader asks of the view
+        if name in ("view", "located"):
+            raise AttributeError(name)
+        return getattr(self.view, name)
+
 
 def _identifier_values(contexts) -> tuple[pd.Series, ...]:
     """Distinct non-blank values of the input columns declared ``pseudonymise=True`` (to hide
