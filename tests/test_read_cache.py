@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 
 import pandas as pd
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from nmr_engine.cache import ReadCache
 from nmr_engine.engine import Workspace
 from nmr_engine.errors import InputError
+from nmr_engine.inputs.submissions import record_submission
 from nmr_engine.plugin.manager import PluginRegistry
 
 from .conftest import ROOT, write_contract, write_table
@@ -31,8 +33,10 @@ def test_workspaces_sharing_a_cache_compute_the_same_lines_and_parse_each_file_o
     first = Workspace(ROOT / "contracts", ROOT / "data", registry, RUN, RUN, cache).calculate(["2012", "2013"])
     parsed = cache.tables.misses
     assert parsed == len(cache.tables) > 0 and cache.tables.hits == 0
+    assert cache.modules.misses == 3 and cache.modules.hits == 0  # coordination, etp, asalee
     second = Workspace(ROOT / "contracts", ROOT / "data", registry, RUN, RUN, cache).calculate(["2012", "2013"])
-    assert cache.tables.misses == parsed and cache.tables.hits == parsed  # nothing parsed again
+    # nothing parsed or checked again: each module's tables come back as the first run left them
+    assert cache.tables.misses == parsed and cache.modules.hits == 3 and cache.modules.misses == 3
     assert plain.total_cents == first.total_cents == second.total_cents == 49_913_602
     pd.testing.assert_frame_equal(_comparable(plain.lines), _comparable(second.lines))
 
@@ -90,3 +94,46 @@ def test_the_contract_check_is_redone_on_a_cached_table(dirs):
         _etp_total(dirs, cache)
     assert "contrat inconnu « C1 »" in str(info.value)
     assert cache.tables.hits >= 1
+
+
+@pytest.fixture
+def example_copy(tmp_path):
+    """The bundled example (contracts, data and its recorded history), writable."""
+    shutil.copytree(ROOT / "contracts", tmp_path / "contracts")
+    shutil.copytree(ROOT / "data", tmp_path / "data")
+    return tmp_path / "contracts", tmp_path / "data"
+
+
+def _by_module(result) -> dict[str, int]:
+    return {m: int(v) for m, v in result.lines.groupby("module")["amount_cents"].sum().items()}
+
+
+def test_a_late_correction_is_read_again_and_the_unchanged_modules_are_reused(example_copy):
+    contracts, data = example_copy
+    registry, cache = PluginRegistry(), ReadCache()
+    trainings = data / "etp" / "trainings.csv"
+    with trainings.open("a", encoding="utf-8") as fh:  # a training of period 2012, received late
+        fh.write("ENMR-NPDC-ANICHE;RPPS-ANI-09;2013-03-15;Formation ETP 40 h, module 1\n")
+    record_submission(data, trainings, dt.date(2014, 1, 15))
+    before = Workspace(contracts, data, registry, dt.date(2013, 12, 31), dt.date(2013, 12, 31), cache)
+    first = _by_module(before.calculate(["2012"]))
+    after = Workspace(contracts, data, registry, dt.date(2014, 12, 31), dt.date(2014, 12, 31), cache)
+    second = _by_module(after.calculate(["2012"]))
+    assert second["etp"] == first["etp"] + 100_000  # the correction: one more training, 1 000,00 €
+    assert {m: v for m, v in second.items() if m != "etp"} == {m: v for m, v in first.items() if m != "etp"}
+    # coordination and asalee: same files, contracts and periods, their checked tables reused;
+    # etp: another version of trainings.csv, read and checked again
+    assert cache.modules.hits == 2 and cache.modules.misses == 4
+    plain = Workspace(contracts, data, registry, dt.date(2014, 12, 31), dt.date(2014, 12, 31)).calculate(["2012"])
+    pd.testing.assert_frame_equal(_comparable(plain.lines), _comparable(after.calculate(["2012"]).lines))
+
+
+def test_reused_tables_repeat_their_warnings(example_copy):
+    contracts, data = example_copy
+    with (data / "etp" / "trainings.csv").open("a", encoding="utf-8") as fh:  # changed, not recorded
+        fh.write("ENMR-NPDC-ANICHE;RPPS-ANI-09;2013-03-15;Formation ETP 40 h, module 1\n")
+    registry, cache = PluginRegistry(), ReadCache()
+    runs = [Workspace(contracts, data, registry, RUN, None, cache).calculate(["2012"]) for _ in range(2)]
+    assert cache.modules.hits == 3
+    assert runs[0].warnings == runs[1].warnings
+    assert any("trainings.csv a changé depuis sa réception" in w for w in runs[1].warnings)

@@ -10,6 +10,7 @@ read again; nothing is ever written to disk.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -66,11 +67,21 @@ class ReadCache:
     """Shared by the workspaces of one process that read the same files (the runs of a replay).
 
     ``tables``: the parsed input tables; ``parameters``: each parameter folder's parameters, keyed
-    by the folder and its files' sizes and modification times (parameters are frozen values)."""
+    by the folder and its files' sizes and modification times (parameters are frozen values);
+    ``modules``: each module's tables as checked and placed in periods (see :class:`ModuleTables`)."""
 
     def __init__(self, max_rows: int = 20_000_000):
         self.tables = TableCache(max_rows)
+        self.modules = ModuleTables(max_rows)
         self._parameters: dict[CacheKey, list[Parameter]] = {}
+        self._digests: dict[CacheKey, str] = {}
+
+    def digest(self, path: Path) -> str:
+        """sha256 of a file's content, computed once while the file is unchanged on disk."""
+        key = file_key(path)
+        if key not in self._digests:
+            self._digests[key] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return self._digests[key]
 
     def parameters(self, folder: Path, code: str, load) -> list[Parameter]:
         """``load(folder, code)``'s parameters, loaded once while the folder's files are unchanged."""
@@ -79,3 +90,65 @@ class ReadCache:
         if key not in self._parameters:
             self._parameters[key] = list(load(folder, code))
         return self._parameters[key]
+
+
+class ModuleTables:
+    """A module's input tables as :func:`~nmr_engine.inputs.read_module_tables` returns them
+    (contract check, rows set aside, periods assigned), with the notes it wrote, keyed by
+    everything they depend on: the module and its table declarations, each file read (its
+    identity on disk, as :class:`TableCache`, and the version's label and warnings), the known
+    contracts, the module's periods and the spans where contracts pay nothing (their values).
+    A run of a replay whose contracts and files are those of an earlier run skips the checks;
+    any difference is a new key, read and checked again. Only successful reads are kept."""
+
+    def __init__(self, max_rows: int = 20_000_000):
+        self.max_rows = max_rows
+        self._kept: OrderedDict[CacheKey, tuple[dict[str, pd.DataFrame], tuple[str, ...]]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: CacheKey, notes: list[str] | None) -> dict[str, pd.DataFrame] | None:
+        found = self._kept.get(key)
+        if found is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._kept.move_to_end(key)
+        tables, written = found
+        if notes is not None:
+            notes.extend(written)
+        return {name: _shared(frame) for name, frame in tables.items()}
+
+    def put(self, key: CacheKey, tables: dict[str, pd.DataFrame], notes: tuple[str, ...]) -> None:
+        if sum(len(t) for t in tables.values()) > self.max_rows:
+            return
+        self._kept[key] = ({name: _shared(frame) for name, frame in tables.items()}, notes)
+        while sum(len(t) for ts, _ in self._kept.values() for t in ts.values()) > self.max_rows:
+            self._kept.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
+def _shared(frame: pd.DataFrame) -> pd.DataFrame:
+    """A shallow (copy-on-write) copy; pandas gives it a deep copy of ``attrs``."""
+    return frame.copy(deep=False)
+
+
+def frame_key(frame: pd.DataFrame | None) -> CacheKey:
+    """The values of a (small) frame, hashable: its columns, dtypes and every value."""
+    if frame is None:
+        return (None,)
+    return (
+        tuple(frame.columns),
+        tuple(str(t) for t in frame.dtypes),
+        tuple(tuple(frame[c].tolist()) for c in frame.columns),
+    )
+
+
+def file_key(path: Path | None) -> CacheKey:
+    """A file's identity on disk (resolved path, size, modification time, inode), None when absent."""
+    if path is None or not Path(path).exists():
+        return (str(path), None)
+    st = os.stat(path)
+    return (os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ino)

@@ -6,6 +6,7 @@ In pandas they are int64 *millionths* (``MICRO`` units): '0,5' -> 500000; in Pyt
 
 from __future__ import annotations
 
+import functools
 import re
 from fractions import Fraction
 
@@ -19,6 +20,7 @@ DECIMAL = re.compile(r"[+-]?\d{1,12}(?:[.,]\d{1,6})?")
 MICRO = 1_000_000
 
 
+@functools.lru_cache(maxsize=65536)  # results repeat the same texts (pure; errors are not cached)
 def parse_decimal(text: str) -> Fraction:
     """'62,5' or '62.5' -> Fraction(125, 2) (exact). Raises ValueError."""
     if not DECIMAL.fullmatch(text.strip()):
@@ -26,6 +28,7 @@ def parse_decimal(text: str) -> Fraction:
     return Fraction(text.strip().replace(",", "."))
 
 
+@functools.lru_cache(maxsize=65536)
 def decimal_text(value: Fraction, places: int = 2) -> str:
     """Exact fraction -> French decimal text rounded half-up (display only), e.g. '12,36'."""
     scale = 10**places
@@ -35,6 +38,7 @@ def decimal_text(value: Fraction, places: int = 2) -> str:
     return f"{sign}{whole},{frac:0{places}d}" if places else f"{sign}{whole}"
 
 
+@functools.lru_cache(maxsize=65536)
 def percent_text(rate: Fraction) -> str:
     pct = Fraction(rate) * 100
     return f"{pct.numerator} %" if pct.denominator == 1 else f"{decimal_text(pct)} %"
@@ -43,9 +47,22 @@ def percent_text(rate: Fraction) -> str:
 def decimal_micro(values: pd.Series) -> pd.Series:
     """Exact decimals ('0,5', '62.25', at most six places) -> int64 millionths: '0,5' -> 500000.
 
-    Values must match :data:`DECIMAL` (checked by the validation hooks first)."""
-    parts = values.str.strip().str.replace(",", ".", regex=False).str.extract(r"^([+-]?)(\d+)(?:\.(\d{1,6}))?$")
-    sign = np.where(parts[0].eq("-").to_numpy(dtype=bool, na_value=False), -1, 1)
-    whole = pd.to_numeric(parts[1]).astype("int64")
-    frac = pd.to_numeric(parts[2].fillna("").str.ljust(6, "0")).astype("int64")
-    return pd.Series(sign * (whole * MICRO + frac), index=values.index, dtype="int64")
+    Values must match :data:`DECIMAL` (checked by the validation hooks first). Each distinct
+    text is converted once (a table repeats a few values: FTE, results)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if (codes < 0).any():
+        raise ValueError("valeur décimale manquante")
+    micro = np.array([_micro(str(text)) for text in uniques], dtype=np.int64)
+    return pd.Series(micro[codes] if len(codes) else np.zeros(0, np.int64), index=values.index, dtype="int64")
+
+
+_MICRO_TEXT = re.compile(r"([+-]?)(\d+)(?:\.(\d{1,6}))?")
+
+
+def _micro(text: str) -> int:
+    found = _MICRO_TEXT.fullmatch(text.strip().replace(",", "."))
+    if found is None:
+        raise ValueError(f"nombre décimal attendu, reçu « {text} »")
+    sign, whole, frac = found.groups()
+    value = int(whole) * MICRO + int((frac or "").ljust(6, "0"))
+    return -value if sign == "-" else value

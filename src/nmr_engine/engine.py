@@ -16,12 +16,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .cache import ReadCache
+from .cache import ReadCache, file_key, frame_key
 from .contracts import load_contracts
 from .errors import InputError, NmrError, PluginError
 from .inputs import read_module_tables
 from .inputs.submissions import DataView
-from .model import DATE_DTYPE, Contract, _selected, module_periods_frame, select_periods
+from .model import DATE_DTYPE, Contract, _selected, module_periods_frames
 from .parameters import ParameterStore, load_parameter_dir
 from .periods import DateRange, anchored_periods
 from .plugin.api import INSTALMENTS, LINE_COLUMNS, CalculationContext, Explanation, empty_lines
@@ -142,23 +142,12 @@ class Workspace:
         selections = []
         for code in wanted:
             spec = self.registry.modules()[code].spec
-            history = module_periods_frame(self.contracts, code)
-            selected = select_periods(history, periods)
+            history, selected = module_periods_frames(self.contracts, code, periods)
             selections.append(selected.assign(module=code))
             if history.empty:
                 continue
             try:
-                tables = read_module_tables(
-                    self.data_dir,
-                    code,
-                    spec.tables,
-                    known,
-                    history,
-                    view=self.data,
-                    cut=cut,
-                    notes=notes,
-                    cache=self.cache.tables if self.cache else None,
-                )
+                tables = self._read_tables(code, spec.tables, known, history, cut, notes)
             except InputError as exc:
                 problems.extend(exc.problems)
                 continue
@@ -186,6 +175,45 @@ class Workspace:
             periods=pd.concat(selections, ignore_index=True) if selections else pd.DataFrame(),
             identifier_values=_identifier_values(context for _, context in prepared),
         )
+
+    def _read_tables(self, code, specs, known, history, cut, notes) -> dict[str, pd.DataFrame]:
+        """:func:`read_module_tables`, through the shared cache's module tables when there is one
+        (same files, contracts, periods and cut spans as an earlier run: the same tables)."""
+        view, key = self.data, None
+        if self.cache is not None:
+            try:  # each file located once: the key names what is read, and the read reuses it
+                located = {f"{code}/{t.name}.csv": self.data.locate(f"{code}/{t.name}.csv") for t in specs}
+            except InputError:
+                located = None  # read_module_tables reports it, with the other tables' problems
+            if located is not None:
+                view = _Located(self.data, located)
+                key = (
+                    str(self.data_dir),
+                    code,
+                    specs,
+                    frozenset(known),
+                    tuple((rel, file_key(path), label, tuple(w)) for rel, (path, label, w) in located.items()),
+                    frame_key(history),
+                    frame_key(cut),
+                )
+                found = self.cache.modules.get(key, notes)
+                if found is not None:
+                    return found
+        start = len(notes)
+        tables = read_module_tables(
+            self.data_dir,
+            code,
+            specs,
+            known,
+            history,
+            view=view,
+            cut=cut,
+            notes=notes,
+            cache=self.cache.tables if self.cache else None,
+        )
+        if key is not None:
+            self.cache.modules.put(key, tables, tuple(notes[start:]))
+        return tables
 
     def _run_plugin(self, code: str, context: CalculationContext) -> pd.DataFrame:
         registered = self.registry.modules()[code]
@@ -221,6 +249,23 @@ class Workspace:
         except Exception:
             return True
         return False
+
+
+@attrs.frozen
+class _Located:
+    """A data view whose files were already located (see :meth:`Workspace._read_tables`)."""
+
+    view: DataView
+    located: dict[str, tuple]
+
+    def locate(self, rel: str) -> tuple:
+        found = self.located.get(rel)
+        return found if found is not None else self.view.locate(rel)
+
+    def __getattr__(self, name: str):  # anything else the reader asks of the view
+        if name in ("view", "located"):
+            raise AttributeError(name)
+        return getattr(self.view, name)
 
 
 def _identifier_values(contexts) -> tuple[pd.Series, ...]:
@@ -349,15 +394,18 @@ def validate_lines(lines, module: str, context: CalculationContext, plugin: str)
             raise fail(message, _first_non_integer(lines, col))
     if lines["amount_cents"].isna().any():
         raise fail("montant manquant sur une ligne", lines.loc[lines["amount_cents"].isna(), "contract_id"].iloc[0])
-    bad_module = lines["module"] != module
+    # checks on the columns' Python values (a few hundred lines: no pandas operation per check)
+    bad_module = np.array([m != module for m in lines["module"]], dtype=bool)
     if bad_module.any():
         row = lines[bad_module].iloc[0]
         raise fail(f"ligne d'un autre module ({row['module']})", row["contract_id"])
-    bad_inst = ~lines["instalment"].isin(INSTALMENTS)
+    bad_inst = np.array([i not in INSTALMENTS for i in lines["instalment"]], dtype=bool)
     if bad_inst.any():
         row = lines[bad_inst].iloc[0]
         raise fail(f"échéance inconnue « {row['instalment']} »", row["contract_id"])
-    not_explained = ~lines["explanation"].map(lambda e: isinstance(e, Explanation) and bool(e.summary))
+    not_explained = np.array(
+        [not (isinstance(e, Explanation) and bool(e.summary)) for e in lines["explanation"]], dtype=bool
+    )
     if not_explained.any():
         row = lines[not_explained].iloc[0]
         raise fail(f"ligne « {row['component']} » sans explication", row["contract_id"])
@@ -368,7 +416,8 @@ def validate_lines(lines, module: str, context: CalculationContext, plugin: str)
         raise fail(f"ligne pour une période inconnue {unknown[0][1]}", unknown[0][0])
     wanted = set(zip(context.periods["contract_id"], context.periods["period_id"], strict=True))
     keep = [k in wanted for k in keys]
-    out = lines.loc[keep].reset_index(drop=True)  # .loc: an empty list selects no row, not no column
+    # .loc: an empty list selects no row, not no column
+    out = lines.reset_index(drop=True) if all(keep) else lines.loc[keep].reset_index(drop=True)
     key_cols = ["contract_id", "period_id", "component", "payee_id", "instalment"]
     dup = out.duplicated(key_cols)
     if dup.any():

@@ -44,6 +44,8 @@ def row_problems(
     import numpy as np
     import pandas as pd
 
+    if isinstance(mask, (np.ndarray, pd.Series)) and mask.dtype == bool and not mask.any():
+        return []  # nothing to report (aligning a boolean mask on the frame cannot add a row)
     file = frame.attrs.get("file", "?")
     flags = pd.Series(mask, index=frame.index).fillna(False).astype(bool)
     if not np.any(flags.to_numpy()):  # the usual case: no row to report, no frame to build

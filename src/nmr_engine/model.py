@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 
 import attrs
+import numpy as np
 import pandas as pd
 
 from .periods import DateRange, anchored_periods
@@ -144,11 +145,36 @@ def module_periods_frame(contracts: list[Contract], module: str, periods: list[s
     suspension pays nothing for its days; ``active_start``/``active_end`` still bound the span.
     ``periods``: optional filter on period ids or on years (periods starting that year).
     """
-    rows = []
+    cols, keep = _period_rows(contracts, module, periods)
+    if not all(keep):
+        cols = {name: [v for v, k in zip(values, keep, strict=True) if k] for name, values in cols.items()}
+    return _periods_frame(cols)
+
+
+def module_periods_frames(
+    contracts: list[Contract], module: str, periods: list[str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(module_periods_frame(contracts, module), select_periods(it, periods))`` from one pass
+    over the contracts."""
+    cols, keep = _period_rows(contracts, module, periods)
+    every = _periods_frame(cols)
+    if not periods:
+        return every, every
+    if all(keep):
+        return every, every.copy(deep=False)
+    return every, every[np.asarray(keep, dtype=bool)].reset_index(drop=True)
+
+
+def _period_rows(
+    contracts: list[Contract], module: str, periods: list[str] | None
+) -> tuple[dict[str, list], list[bool]]:
+    """The columns of :func:`module_periods_frame` as Python lists (a few contracts cost no pandas
+    operation per row), and whether ``periods`` selects each row."""
+    cols: dict[str, list] = {c: [] for c in MODULE_PERIOD_COLUMNS}
+    keep: list[bool] = []
+    chosen: dict[str, bool] = {}
     for contract in contracts:
         for period in contract.periods():
-            if periods and not _selected(period.span, periods):
-                continue
             for enrolment in contract.enrolments:
                 if enrolment.module != module:
                     continue
@@ -156,28 +182,42 @@ def module_periods_frame(contracts: list[Contract], module: str, periods: list[s
                 if active is None:
                     continue
                 suspended = contract.suspended_days(active)
-                rows.append(
-                    {
-                        "contract_id": contract.id,
-                        "period_id": period.id,
-                        "period_start": period.span.start,
-                        "period_end": period.span.end,
-                        "period_days": period.span.days,
-                        "active_start": active.start,
-                        "active_end": active.end,
-                        "active_days": active.days - suspended,
-                        "suspended_days": suspended,
-                        "payee_id": enrolment.payee,
-                        "finess": contract.structure.finess,
-                        "structure_name": contract.structure.name,
-                    }
-                )
-    frame = pd.DataFrame(rows, columns=MODULE_PERIOD_COLUMNS)
-    for col in ("period_start", "period_end", "active_start", "active_end"):
-        frame[col] = pd.to_datetime(frame[col]).astype(DATE_DTYPE)
-    for col in ("period_days", "active_days", "suspended_days"):
-        frame[col] = frame[col].astype("int64")
-    return frame
+                pid = period.id
+                if pid not in chosen:
+                    chosen[pid] = not periods or _selected(period.span, periods)
+                keep.append(chosen[pid])
+                for name, value in (
+                    ("contract_id", contract.id),
+                    ("period_id", pid),
+                    ("period_start", period.span.start),
+                    ("period_end", period.span.end),
+                    ("period_days", period.span.days),
+                    ("active_start", active.start),
+                    ("active_end", active.end),
+                    ("active_days", active.days - suspended),
+                    ("suspended_days", suspended),
+                    ("payee_id", enrolment.payee),
+                    ("finess", contract.structure.finess),
+                    ("structure_name", contract.structure.name),
+                ):
+                    cols[name].append(value)
+    return cols, keep
+
+
+_DATE_COLUMNS = ("period_start", "period_end", "active_start", "active_end")
+_INT_COLUMNS = ("period_days", "active_days", "suspended_days")
+
+
+def _periods_frame(cols: dict[str, list]) -> pd.DataFrame:
+    data = {}
+    for name, values in cols.items():
+        if name in _DATE_COLUMNS:
+            data[name] = np.array(values, dtype="datetime64[D]").astype(DATE_DTYPE)
+        elif name in _INT_COLUMNS:
+            data[name] = np.array(values, dtype=np.int64)
+        else:  # text: the dtype pandas infers for a list of str (object when empty)
+            data[name] = values if values else np.array([], dtype=object)
+    return pd.DataFrame(data, columns=MODULE_PERIOD_COLUMNS)
 
 
 def select_periods(frame: pd.DataFrame, periods: list[str] | None) -> pd.DataFrame:
@@ -185,13 +225,13 @@ def select_periods(frame: pd.DataFrame, periods: list[str] | None) -> pd.DataFra
     (same selectors; all rows when None). Decided once per distinct period, not per row."""
     if not periods or frame.empty:
         return frame
-    keep = {
-        pid: _selected(DateRange(start.date(), end.date()), periods)
-        for pid, start, end in frame[["period_id", "period_start", "period_end"]]
-        .drop_duplicates()
-        .itertuples(index=False)
-    }
-    return frame[frame["period_id"].map(keep).to_numpy(dtype=bool)].reset_index(drop=True)
+    keep: dict[str, bool] = {}
+    mask = []
+    for pid, start, end in zip(frame["period_id"], frame["period_start"], frame["period_end"], strict=True):
+        if pid not in keep:
+            keep[pid] = _selected(DateRange(start.date(), end.date()), periods)
+        mask.append(keep[pid])
+    return frame[np.asarray(mask, dtype=bool)].reset_index(drop=True)
 
 
 MODULE_PERIOD_COLUMNS = [

@@ -26,8 +26,8 @@ import pandas as pd
 from nmr_engine.decimals import MICRO, decimal_micro, decimal_text
 from nmr_engine.money import format_eur, round_cents
 from nmr_engine.plugin import CalculationContext, Explanation, lines_frame
-from nmr_engine.plugin.helpers import in_computed_periods, priced_lines, zero_lines
-from nmr_engine.plugin.intervals import overlap_days, suspended_days, with_nominal_days
+from nmr_engine.plugin.helpers import in_computed_periods, pair_rows, priced_lines, zero_lines
+from nmr_engine.plugin.intervals import clip_intervals, suspended_days, with_nominal_days
 
 from .tables import ACT_LABELS, ACTS
 
@@ -175,17 +175,25 @@ def _nurse_time(context: CalculationContext, periods: pd.DataFrame) -> list[dict
     name = "nurse.amount_per_fte"
     table = context.tables["staff"]
     file = table.attrs.get("file", "staff.csv")
-    staff = table[["contract_id", "person_id", "role", "present_from", "present_to", "_line"]].copy()
-    staff["_micro"] = decimal_micro(table["fte"])
+    micro = decimal_micro(table["fte"]).to_numpy(dtype=np.int64)
     seg, versions = _segments(context, periods, name)
-    m = staff.merge(seg, on="contract_id")
-    m["_days"] = overlap_days(m, "present_from", "present_to", "seg_start", "seg_end")
-    m = m[(m["_days"] > 0) & (m["_micro"] > 0)]
-    fte_days = m["_micro"].to_numpy(dtype=np.int64) * m["_days"].to_numpy(dtype=np.int64)
-    money = fte_days * np.asarray(m["_value"], dtype=np.int64)
-    role = m["role"].to_numpy(dtype=object)
-    p = m["_p"].to_numpy(dtype=np.int64)
-    in_force = m["_in_force"].to_numpy(dtype=bool)
+    # each staff row with its contract's segments, by row positions (an inner merge's pairs)
+    si, sj = pair_rows(table["contract_id"], seg["contract_id"])
+    day = "datetime64[ns]"
+    seg_start, seg_end = seg["seg_start"].to_numpy(day)[sj], seg["seg_end"].to_numpy(day)[sj]
+    present_from, present_to = table["present_from"].to_numpy(day)[si], table["present_to"].to_numpy(day)[si]
+    _, _, days = clip_intervals(present_from, present_to, seg_start, seg_end)
+    keep = (days > 0) & (micro[si] > 0)
+    si, sj, days = si[keep], sj[keep], days[keep]
+    fte_days = micro[si] * days
+    money = fte_days * np.asarray(seg["_value"].to_numpy()[sj], dtype=np.int64)
+    role = table["role"].to_numpy(dtype=object)[si]
+    p = seg["_p"].to_numpy(dtype=np.int64)[sj]
+    in_force = seg["_in_force"].to_numpy(dtype=bool)[sj]
+    line = table["_line"].to_numpy(dtype=np.int64)[si]
+    person = table["person_id"].to_numpy(dtype=object)[si]
+    value = np.asarray(seg["_value"].to_numpy()[sj], dtype=np.int64)
+    version = seg["_v"].to_numpy()[sj]
 
     # Every count of every (period, in force or not) from one sort: no group per period.
     nurse = role == "infirmier"
@@ -193,13 +201,13 @@ def _nurse_time(context: CalculationContext, periods: pd.DataFrame) -> list[dict
     gp_fte_days = np.zeros(len(periods), dtype=np.int64)
     np.add.at(gp_fte_days, p[gps], fte_days[gps])
     key = p[nurse] * 2 + in_force[nurse]  # 2p: outside the financing, 2p + 1: paid
-    groups = _Groups(key, m["_line"].to_numpy(dtype=np.int64)[nurse])
+    groups = _Groups(key, line[nurse])
     g_fte_days = groups.sum(fte_days[nurse])
     g_money = groups.sum(money[nurse])
-    g_days = groups.sum(m["_days"].to_numpy(dtype=np.int64)[nurse])
-    g_people = groups.nunique(_codes(m["person_id"].to_numpy(dtype=object)[nurse]))
-    value_parts = groups.parts(np.asarray(m["_value"], dtype=np.int64)[nurse], fte_days[nurse])
-    used_of = _Groups(p[nurse], np.zeros(int(nurse.sum()), dtype=np.int64)).parts(m["_v"].to_numpy()[nurse])
+    g_days = groups.sum(days[nurse])
+    g_people = groups.nunique(_codes(person[nurse]))
+    value_parts = groups.parts(value[nurse], fte_days[nurse])
+    used_of = _Groups(p[nurse], np.zeros(int(nurse.sum()), dtype=np.int64)).parts(version[nurse])
     funded = np.zeros(len(periods), dtype=bool)
     funded[seg["_p"].to_numpy()[seg["_in_force"].to_numpy(dtype=bool)]] = True
 

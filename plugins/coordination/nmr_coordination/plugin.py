@@ -13,7 +13,7 @@ from nmr_engine.plugin import API_VERSION, ModuleSpec, hookimpl
 from nmr_engine.plugin.intervals import overlapping_intervals
 
 from . import __version__
-from .rules import SCORINGS, calculate
+from .rules import SCORINGS, _joint_codes, calculate
 from .synth import synthesise
 from .tables import TABLES
 
@@ -159,21 +159,15 @@ def nmr_validate_inputs(module, tables, context):
     )
     if not obj.empty:
         lists = context.lookup("objectives.indicators", obj["contract_id"], obj["measured_on"])
-        allowed = pd.DataFrame(
-            [
-                {"_v": i, "indicator": row["indicator"]}
-                for i in np.unique(lists.index)
-                if i < len(lists.versions) and lists.versions[i].in_force
-                for row in lists.versions[i].value
-            ],
-            columns=["_v", "indicator"],
-        )
-        listed = (
-            obj[["indicator"]]
-            .assign(_v=lists.index)
-            .merge(allowed.drop_duplicates(), on=["_v", "indicator"], how="left", indicator=True)["_merge"]
-            .eq("both")
-            .to_numpy()
+        # (version, indicator) pairs each list allows: a set lookup per result, no merge
+        allowed = {
+            (int(i), row["indicator"])
+            for i in np.unique(lists.index)
+            if i < len(lists.versions) and lists.versions[i].in_force
+            for row in lists.versions[i].value
+        }
+        listed = np.array(
+            [(int(v), ind) in allowed for v, ind in zip(lists.index, obj["indicator"], strict=True)], dtype=bool
         )
         problems += row_problems(
             obj,
@@ -201,27 +195,15 @@ def _lookup(table: pd.DataFrame, columns: list[str], rows: pd.DataFrame, keys: l
     return pd.Index(left).get_indexer(right)
 
 
-def _joint_codes(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray, int]:
-    """Codes of ``a`` and ``b`` in one space of equal values (0 for a missing value), and its size."""
-    if isinstance(a.dtype, pd.CategoricalDtype) and isinstance(b.dtype, pd.CategoricalDtype):
-        na = len(a.cat.categories)
-        both = pd.concat([a.cat.categories.to_series(), b.cat.categories.to_series()], ignore_index=True)
-        codes, uniques = pd.factorize(both)
-        per_a, per_b = np.append(codes[:na] + 1, 0), np.append(codes[na:] + 1, 0)
-        return per_a[a.cat.codes.to_numpy()], per_b[b.cat.codes.to_numpy()], len(uniques) + 1
-    a, b = (s.astype(str) if isinstance(s.dtype, pd.CategoricalDtype) else s for s in (a, b))
-    codes, uniques = pd.factorize(pd.concat([a, b], ignore_index=True))
-    return codes[: len(a)] + 1, codes[len(a) :] + 1, len(uniques) + 1
-
-
 def _parameter_problems(context) -> list[Problem]:
     """The contracts' scoring rule and instalment plan must be usable."""
     problems = []
     seen = set()
-    for row in context.history.itertuples(index=False):
-        day = row.active_start.date()
+    history = context.history
+    for contract_id, start in zip(history["contract_id"], history["active_start"], strict=True):
+        day = start.date()
         for name, check in (("objectives.scoring", _scoring_problem), ("payment.instalments", _instalments_problem)):
-            version = context.at(name, day, row.contract_id)
+            version = context.at(name, day, contract_id)
             if version is None or version.id in seen:
                 continue
             seen.add(version.id)

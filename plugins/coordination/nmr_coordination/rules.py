@@ -22,6 +22,7 @@ Each line is rounded once (half-up to the cent); instalments round all but the l
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 
 import numpy as np
@@ -30,8 +31,8 @@ import pandas as pd
 from nmr_engine.decimals import decimal_text, parse_decimal, percent_text
 from nmr_engine.money import format_eur, round_cents, split_instalments
 from nmr_engine.plugin import CalculationContext, Explanation, lines_frame
-from nmr_engine.plugin.helpers import source_lines
-from nmr_engine.plugin.intervals import overlap_days, suspended_days, with_nominal_days
+from nmr_engine.plugin.helpers import lines_text, pair_rows
+from nmr_engine.plugin.intervals import clip_intervals, suspended_days, with_nominal_days
 
 KEYS = ["contract_id", "period_id"]
 SCORINGS = ("all_or_nothing", "linear")
@@ -59,51 +60,68 @@ def calculate(context: CalculationContext) -> pd.DataFrame:
 
 
 # -- inputs per period --------------------------------------------------------------------
-def _period_params(context: CalculationContext, periods: pd.DataFrame) -> pd.DataFrame:
-    """Patient-count parameters in force on each period's first active day (one row per period)."""
-    out = periods[[*KEYS, "active_start", "active_end"]].copy()
+def _period_params(context: CalculationContext, periods: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Patient-count parameters in force on each period's first active day (arrays, one item per
+    row of ``periods``), with the rows' contract_id, period_id, active_start and active_end."""
+    out = {col: periods[col].to_numpy() for col in (*KEYS, "active_start", "active_end")}
+    contracts, starts = periods["contract_id"], periods["active_start"]
     for name in ("child_min_age", "adult_age", "child_min_consultations"):
-        out[name] = context.lookup(f"patients.{name}", out["contract_id"], out["active_start"]).values(missing=0)
-    include = context.lookup("patients.include_ald", out["contract_id"], out["active_start"])
+        out[name] = np.asarray(context.lookup(f"patients.{name}", contracts, starts).values(missing=0), dtype="int64")
+    include = context.lookup("patients.include_ald", contracts, starts)
     out["include_ald"] = include.values(missing=True).astype(bool)
     return out
 
 
-def _lines_text(lines, file: str) -> str:
-    """``source_lines`` of the rows whose file lines are ``lines``."""
-    frame = pd.DataFrame({"_line": lines})
-    frame.attrs["file"] = file
-    return source_lines(frame)
-
-
 def _presence(context: CalculationContext, periods: pd.DataFrame) -> dict:
-    """(contract, period) -> presence summary: half-day-days, GPs, paramedicals, source lines."""
+    """(contract, period) -> presence summary: half-day-days, GPs, paramedicals, source lines.
+
+    Each professional row is paired with its contract's periods by row positions (NumPy), and
+    the sums are taken over integer period codes: no merge, no pandas group per period."""
     prof = context.tables["professionals"]
     file = prof.attrs.get("file", "professionals.csv")
-    m = prof.merge(periods[[*KEYS, "active_start", "active_end"]], on="contract_id")
-    m["_days"] = overlap_days(m, "present_from", "present_to", "active_start", "active_end")
-    m["_lo"] = m["present_from"].where(m["present_from"] > m["active_start"], m["active_start"])
-    m["_hi"] = m["present_to"].fillna(m["active_end"]).clip(upper=m["active_end"])
-    m["_days"] -= suspended_days(context, m, "_lo", "_hi")
-    m = m[(m["_days"] > 0) & (m["half_days_per_week"] > 0)].copy()
-    if m.empty:
+    per = periods[[*KEYS, "active_start", "active_end"]]
+    pi, pj = pair_rows(prof["contract_id"], per["contract_id"])
+    day = "datetime64[ns]"
+    win_start = per["active_start"].to_numpy(day)[pj]
+    win_end = per["active_end"].to_numpy(day)[pj]
+    present_from = prof["present_from"].to_numpy(day)[pi]
+    present_to = prof["present_to"].to_numpy(day)[pi]
+    lo, hi, days = clip_intervals(present_from, present_to, win_start, win_end)
+    if not context.suspensions.empty:
+        spans = pd.DataFrame({"contract_id": prof["contract_id"].to_numpy()[pi], "_lo": lo, "_hi": hi})
+        days -= suspended_days(context, spans, "_lo", "_hi").to_numpy()
+    half_days = prof["half_days_per_week"].to_numpy()[pi]
+    keep = (days > 0) & (half_days > 0)
+    if not keep.any():
         return {}
-    m["_hd_days"] = m["half_days_per_week"].astype("int64") * m["_days"]
-    hd = m.groupby(KEYS, sort=False)["_hd_days"].sum()
-    people = m.drop_duplicates([*KEYS, "professional_id"])
-    roles = people.groupby([*KEYS, "role"], sort=False).size().unstack("role", fill_value=0)
-    n_people = people.groupby(KEYS, sort=False).size()
-    lines = m["_line"].to_numpy()
+    pi, pj, days, half_days = pi[keep], pj[keep], days[keep], half_days[keep]
+    # one code per (contract, period) key (the frame may, in principle, repeat a key)
+    key_of: dict = {}
+    pairs = zip(per["contract_id"], per["period_id"], strict=True)
+    per_key = np.array([key_of.setdefault(k, len(key_of)) for k in pairs], dtype=np.int64)
+    keys = list(key_of)
+    code = per_key[pj]
+    n = len(keys)
+    hd = np.zeros(n, dtype=np.int64)
+    np.add.at(hd, code, half_days.astype(np.int64) * days)
+    # each professional once per key, with the role of its first row (as drop_duplicates keeps)
+    person = pd.factorize(prof["professional_id"].to_numpy()[pi])[0].astype(np.int64)
+    _, first = np.unique(code * (int(person.max()) + 1) + person, return_index=True)
+    role = prof["role"].to_numpy()[pi][first]
+    people = np.bincount(code[first], minlength=n)
+    counts = {r: np.bincount(code[first][role == r], minlength=n) for r in ("generaliste", "paramedical", "autre")}
+    lines = prof["_line"].to_numpy()[pi]
+    order = np.lexsort((lines, code))
+    bounds = np.searchsorted(code[order], np.arange(n + 1))
     out = {}
-    for key, idx in m.groupby(KEYS, sort=False).indices.items():
-        r = roles.loc[key]
-        out[key] = {
-            "hd_days": int(hd[key]),
-            "gps": int(r.get("generaliste", 0)),
-            "paramedicals": int(r.get("paramedical", 0)),
-            "others": int(r.get("autre", 0)),
-            "people": int(n_people[key]),
-            "lines": _lines_text(lines[idx], file),
+    for k in np.unique(code):
+        out[keys[k]] = {
+            "hd_days": int(hd[k]),
+            "gps": int(counts["generaliste"][k]),
+            "paramedicals": int(counts["paramedical"][k]),
+            "others": int(counts["autre"][k]),
+            "people": int(people[k]),
+            "lines": lines_text(file, lines[order[bounds[k] : bounds[k + 1]]]),
         }
     return out
 
@@ -116,24 +134,22 @@ def _patients(context: CalculationContext, periods: pd.DataFrame) -> dict:
     without materialising a patients × periods table."""
     pat = context.tables["patients"]
     file = pat.attrs.get("file", "patients.csv")
-    params = _period_params(context, periods).reset_index(drop=True)
-    pat_row, per_row = _pairs(pat["contract_id"], params["contract_id"])
+    params = _period_params(context, periods)
+    pat_row, per_row = pair_rows(pat["contract_id"], periods["contract_id"])
     day = "datetime64[ns]"
-    start = params["active_start"].to_numpy(day)[per_row]
-    end = params["active_end"].to_numpy(day)[per_row]
+    start = params["active_start"].astype(day)[per_row]
+    end = params["active_end"].astype(day)[per_row]
     declared = pat["declared_on"].to_numpy(day)[pat_row]
     ended = pat["ended_on"].to_numpy(day)[pat_row]
     keep = (declared <= end) & (np.isnat(ended) | (ended >= start))
-    pat_row, per_row, start = pat_row[keep], per_row[keep], start[keep]
-    ref, birth = pd.DatetimeIndex(start), pd.DatetimeIndex(pat["birth_date"].to_numpy(day)[pat_row])
-    before_birthday = (ref.month < birth.month) | ((ref.month == birth.month) & (ref.day < birth.day))
-    age = (ref.year - birth.year).to_numpy("int64") - np.asarray(before_birthday, dtype="int64")
+    pat_row, per_row = pat_row[keep], per_row[keep]
+    age = _age(pat["birth_date"], pat_row, periods["active_start"], per_row)
     consultations = _child_consultations(pat, context.tables["child_consultations"], params, pat_row, per_row)
-    young = age < params["child_min_age"].to_numpy("int64")[per_row]
-    child = ~young & (age < params["adult_age"].to_numpy("int64")[per_row])
-    child_ok = child & (consultations >= params["child_min_consultations"].to_numpy("int64")[per_row])
+    young = age < params["child_min_age"][per_row]
+    child = ~young & (age < params["adult_age"][per_row])
+    child_ok = child & (consultations >= params["child_min_consultations"][per_row])
     ald = pat["ald"].fillna(False).to_numpy(bool)[pat_row]
-    ald_out = ald & ~params["include_ald"].to_numpy(bool)[per_row]
+    ald_out = ald & ~params["include_ald"][per_row]
     counted = ((~young & ~child) | child_ok) & ~ald_out
     flags = {
         "counted": counted,
@@ -144,57 +160,72 @@ def _patients(context: CalculationContext, periods: pd.DataFrame) -> dict:
         "young": young,
         "ald_out": ald_out,
     }
-    n = len(params)
-    sums = {name: np.bincount(per_row, weights=flag, minlength=n).astype("int64") for name, flag in flags.items()}
+    n = len(periods)
+    sums = {name: np.bincount(per_row[flag], minlength=n) for name, flag in flags.items()}
     present = np.bincount(per_row, minlength=n) > 0
     kept_period = per_row[counted]
     kept_lines = pat["_line"].to_numpy()[pat_row[counted]]
     order = np.argsort(kept_period, kind="stable")
     bounds = np.searchsorted(kept_period[order], np.arange(n + 1))
+    contract_ids, period_ids = params["contract_id"], params["period_id"]
     out = {}
     for i in np.flatnonzero(present):
-        key = (params["contract_id"].iat[i], params["period_id"].iat[i])
         counts = {name: int(values[i]) for name, values in sums.items()}
         lines = kept_lines[order[bounds[i] : bounds[i + 1]]]
-        counts["lines"] = _lines_text(lines, file) if len(lines) else "aucune ligne"
-        out[key] = counts
+        counts["lines"] = lines_text(file, lines) if len(lines) else "aucune ligne"
+        out[(contract_ids[i], period_ids[i])] = counts
     return out
 
 
-def _pairs(left: pd.Series, right: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (i, j) of every pair with ``left[i] == right[j]``, in the order of an inner merge
-    (by ``i``, then ``j``)."""
-    codes, uniques = pd.factorize(left)
-    right_codes = pd.Index(uniques).get_indexer(right)
-    by_code = np.argsort(right_codes, kind="stable")
-    sorted_codes = right_codes[by_code]
-    first = np.searchsorted(sorted_codes, codes, side="left")
-    count = np.searchsorted(sorted_codes, codes, side="right") - first
-    count[codes < 0] = 0
-    i = np.repeat(np.arange(len(left)), count)
-    offset = np.arange(len(i)) - np.repeat(np.cumsum(count) - count, count)
-    return i, by_code[np.repeat(first, count) + offset]
+def _age(birth: pd.Series, born_row: np.ndarray, on: pd.Series, on_row: np.ndarray) -> np.ndarray:
+    """Age in whole years on ``on[on_row]`` of people born on ``birth[born_row]`` (date columns):
+    year, month and day read once per row of each column, then paired."""
+
+    def parts(days: pd.Series, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        index = pd.DatetimeIndex(days)
+        return tuple(np.asarray(getattr(index, f), dtype=np.int64)[rows] for f in ("year", "month", "day"))
+
+    (ref_y, ref_m, ref_d), (birth_y, birth_m, birth_d) = parts(on, on_row), parts(birth, born_row)
+    before_birthday = (ref_m < birth_m) | ((ref_m == birth_m) & (ref_d < birth_d))
+    return ref_y - birth_y - before_birthday.astype(np.int64)
 
 
 def _child_consultations(
-    pat: pd.DataFrame, cons: pd.DataFrame, params: pd.DataFrame, pat_row: np.ndarray, per_row: np.ndarray
+    pat: pd.DataFrame, cons: pd.DataFrame, params: dict, pat_row: np.ndarray, per_row: np.ndarray
 ) -> np.ndarray:
     """Distinct consultation days of each (patient, period) pair in its period (0 when none)."""
     if len(pat_row) == 0 or cons.empty:
         return np.zeros(len(pat_row), dtype="int64")
-    contracts = pd.factorize(pd.concat([pat["contract_id"], cons["contract_id"]], ignore_index=True))[0]
-    patients = pd.factorize(pd.concat([pat["patient_id"], cons["patient_id"]], ignore_index=True))[0]
+    pat_contract, cons_contract, _ = _joint_codes(pat["contract_id"], cons["contract_id"])
+    pat_patient, cons_patient, n_pat = _joint_codes(pat["patient_id"], cons["patient_id"])
     period_codes, period_ids = pd.factorize(params["period_id"])
-    n_pat, n_per = int(patients.max()) + 1, len(period_ids) + 1
-    who = contracts.astype("int64") * n_pat + patients
+    n_per = len(period_ids) + 1
     cons_period = pd.Index(period_ids).get_indexer(cons["period_id"])
-    cons_key = who[len(pat) :] * n_per + cons_period
+    cons_key = (cons_contract.astype(np.int64) * n_pat + cons_patient) * n_per + cons_period
     days = cons["consultation_date"].to_numpy("datetime64[ns]")
     ok = (cons_period >= 0) & ~np.isnat(days)
-    distinct = pd.DataFrame({"key": cons_key[ok], "day": days[ok]}).drop_duplicates()
-    seen = distinct["key"].value_counts()
-    pair_key = who[: len(pat)][pat_row] * n_per + period_codes[per_row]
-    return seen.reindex(pair_key).fillna(0).to_numpy("int64")
+    key, when = cons_key[ok], days[ok].view(np.int64)
+    order = np.lexsort((when, key))
+    key, when = key[order], when[order]
+    distinct = np.r_[True, (key[1:] != key[:-1]) | (when[1:] != when[:-1])] if len(key) else np.zeros(0, bool)
+    keys, seen = np.unique(key[distinct], return_counts=True)
+    pair_key = (pat_contract.astype(np.int64)[pat_row] * n_pat + pat_patient[pat_row]) * n_per + period_codes[per_row]
+    pos = np.minimum(np.searchsorted(keys, pair_key), max(len(keys) - 1, 0))
+    hit = keys[pos] == pair_key if len(keys) else np.zeros(len(pair_key), bool)
+    return np.where(hit, seen[pos] if len(keys) else 0, 0).astype("int64")
+
+
+def _joint_codes(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray, int]:
+    """Codes of ``a`` and ``b`` in one space of equal values (0 for a missing value), and its size."""
+    if isinstance(a.dtype, pd.CategoricalDtype) and isinstance(b.dtype, pd.CategoricalDtype):
+        na = len(a.cat.categories)
+        both = pd.concat([a.cat.categories.to_series(), b.cat.categories.to_series()], ignore_index=True)
+        codes, uniques = pd.factorize(both)
+        per_a, per_b = np.append(codes[:na] + 1, 0), np.append(codes[na:] + 1, 0)
+        return per_a[a.cat.codes.to_numpy()], per_b[b.cat.codes.to_numpy()], len(uniques) + 1
+    a, b = (s.astype(str) if isinstance(s.dtype, pd.CategoricalDtype) else s for s in (a, b))
+    codes, uniques = pd.factorize(pd.concat([a, b], ignore_index=True))
+    return codes[: len(a)] + 1, codes[len(a) :] + 1, len(uniques) + 1
 
 
 # -- one contract period -------------------------------------------------------------------
@@ -369,7 +400,7 @@ def _instalment_lines(
     names = ["unique"] if len(table) == 1 else [r["instalment"] for r in table]
     out = []
     for i, (spec, part, name) in enumerate(zip(table, parts, names, strict=True)):
-        due = row.active_start + pd.DateOffset(months=int(spec["months_after_start"]))
+        due = _months_after(row.active_start, int(spec["months_after_start"]))
         if len(table) == 1:
             split_text = ""
         elif i < len(table) - 1:
@@ -399,6 +430,12 @@ def _instalment_lines(
             )
         )
     return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _months_after(start: pd.Timestamp, months: int) -> pd.Timestamp:
+    """``start + pd.DateOffset(months=months)``, once per distinct date (periods share theirs)."""
+    return start + pd.DateOffset(months=months)
 
 
 def _objectives_line(context, row, p, at_stake: Fraction, n: int, objective_rows=None) -> dict:

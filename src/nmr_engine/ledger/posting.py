@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,26 +93,26 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def files_fingerprint(files: dict[str, Path]) -> str:
+def files_fingerprint(files: dict[str, Path], digest: Callable[[Path], str] = file_digest) -> str:
     """sha256 over 'name<TAB>sha256(content)' lines, sorted by name."""
-    text = "\n".join(f"{name}\t{file_digest(path)}" for name, path in sorted(files.items()))
+    text = "\n".join(f"{name}\t{digest(path)}" for name, path in sorted(files.items()))
     return sha256_text(text)
 
 
-def _data_digest(path: Path, aliases: Mapping[str, str] | None) -> str:
+def _data_digest(path: Path, aliases: Mapping[str, str] | None, of: Callable[[Path], str] = file_digest) -> str:
     """A data file's sha256, or the original's when ``aliases`` maps it (pseudonymised copies)."""
-    digest = file_digest(path)
+    digest = of(path)
     return aliases.get(digest, digest) if aliases else digest
 
 
-def contract_digest(path: Path, known_on: dt.date | None) -> str:
+def contract_digest(path: Path, known_on: dt.date | None, digest: Callable[[Path], str] = file_digest) -> str:
     """sha256 of a contract file; under ``known_on``, for a file with a ``history:``, of the
     contract as known that day (its YAML without the history events recorded later, canonical
     JSON), so appending a later amendment to the file does not change what an earlier run
     computed with."""
     text = Path(path).read_text(encoding="utf-8")
     if known_on is None or "history:" not in text:  # nothing recorded later: the file as it is
-        return file_digest(path)
+        return digest(path)
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     raw = yaml.load(text, Loader=loader)
     if isinstance(raw, dict) and isinstance(raw.get("history"), list):
@@ -143,9 +143,15 @@ def data_sources(workspace: Workspace, module: str) -> dict[str, Path]:
     return files
 
 
+def _digest_of(workspace: Workspace) -> Callable[[Path], str]:
+    """How the workspace's files are fingerprinted: once per file version when it shares a read cache."""
+    return workspace.cache.digest if workspace.cache is not None else file_digest
+
+
 def _contract_digests(workspace: Workspace) -> dict[str, str]:
+    digest = _digest_of(workspace)
     return {
-        f"contracts/{p.name}": contract_digest(p, workspace.known_on)
+        f"contracts/{p.name}": contract_digest(p, workspace.known_on, digest)
         for p in sorted(workspace.contracts_dir.glob("*.yaml"))
     }
 
@@ -155,7 +161,7 @@ def _input_digests(
 ) -> dict[str, str]:
     digests = dict(contracts)
     for name, path in data_sources(workspace, module).items():
-        digests[name] = _data_digest(path, aliases)
+        digests[name] = _data_digest(path, aliases, _digest_of(workspace))
     return digests
 
 
@@ -258,7 +264,7 @@ def prepare(
         scope=scope,
         not_yet_due=not_yet,
         input_fingerprint=sha256_text(canonical_json(module_inputs)),
-        parameter_fingerprint=files_fingerprint(_parameter_files(workspace, codes)),
+        parameter_fingerprint=files_fingerprint(_parameter_files(workspace, codes), _digest_of(workspace)),
         plugins={code: f"{registered[code].plugin_name} {result.modules[code]}" for code in codes},
         known_on=workspace.known_on,
         data_files=dict(sorted(data_files.items())),

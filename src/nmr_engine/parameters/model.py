@@ -201,7 +201,10 @@ class ParameterStore:
         """Vectorised :meth:`at` over aligned columns of contract ids and dates."""
         param = self[name]
         versions = list(param.versions)
-        days = pd.to_datetime(dates).to_numpy().astype("datetime64[D]")
+        raw = np.asarray(dates) if isinstance(dates, (pd.Series, pd.Index, np.ndarray)) else None
+        if raw is None or raw.dtype.kind != "M":  # not already datetime64: parse (dates, Timestamps, text)
+            raw = pd.to_datetime(dates).to_numpy()
+        days = raw.astype("datetime64[D]")
         starts = np.array([v.start for v in param.versions], dtype="datetime64[D]")
         index = np.searchsorted(starts, days, side="right") - 1
         contracts = None  # converted only when the parameter has contract overrides

@@ -135,26 +135,41 @@ class Explanation:
             "summary": self.summary,
             "formula": self.formula,
             "inputs": [list(i) for i in self.inputs],
-            "parameters": [
-                {
-                    "id": p.id,
-                    "name": p.name,
-                    "value": p.display_value(),
-                    "start": p.start.isoformat(),
-                    "end": p.end.isoformat() if p.end else None,
-                    "unit": p.unit,
-                    "contract_id": p.contract_id,
-                    "confidence": p.confidence,
-                    "reference": str(p.reference),
-                    "source": p.source,
-                    "illustrative": p.illustrative,
-                }
-                for p in self.parameters
-            ],
+            "parameters": [_parameter_dict(p) for p in self.parameters],
             "reason": self.reason,
             "rounding": self.rounding,
             "warnings": list(self.warnings),
         }
+
+
+#: id -> (version, its dict): lines share a few parameter versions, each described once.
+_PARAMETER_DICTS: dict[int, tuple[ParameterVersion, dict[str, Any]]] = {}
+
+
+def _parameter_dict(p: ParameterVersion) -> dict[str, Any]:
+    """A parameter version as :meth:`Explanation.to_dict` lists it (a new dict each time)."""
+    found = _PARAMETER_DICTS.get(id(p))
+    if found is None or found[0] is not p:  # the version is kept with its dict: its id is not reused
+        if len(_PARAMETER_DICTS) >= 65536:
+            _PARAMETER_DICTS.clear()
+        found = (
+            p,
+            {
+                "id": p.id,
+                "name": p.name,
+                "value": p.display_value(),
+                "start": p.start.isoformat(),
+                "end": p.end.isoformat() if p.end else None,
+                "unit": p.unit,
+                "contract_id": p.contract_id,
+                "confidence": p.confidence,
+                "reference": str(p.reference),
+                "source": p.source,
+                "illustrative": p.illustrative,
+            },
+        )
+        _PARAMETER_DICTS[id(p)] = found
+    return dict(found[1])
 
 
 #: Columns of a lines frame, with their dtypes. Amounts are integer cents.
@@ -182,6 +197,8 @@ def empty_lines() -> pd.DataFrame:
 
 def lines_frame(records: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
     """Build a lines frame with the standard columns and dtypes (no float allowed)."""
+    if isinstance(records, list) and records and all(r.keys() == records[0].keys() for r in records):
+        return _lines_of_records(records)  # the usual case: records (dicts) with the same keys
     frame = pd.DataFrame(records) if not isinstance(records, pd.DataFrame) else records.copy()
     if frame.empty:
         return empty_lines()
@@ -197,6 +214,26 @@ def lines_frame(records: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
             raise TypeError(f"lines frame: column {col!r} is float; money and counts must be integers")
         frame[col] = frame[col].astype(dtype) if dtype != "object" else frame[col]
     return frame[list(LINE_COLUMNS)].reset_index(drop=True)
+
+
+def _lines_of_records(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """:func:`lines_frame` of records that all have the same keys: each column built once, with
+    its dtype, then the frame (no frame of every key to convert column by column)."""
+    keys = records[0].keys()
+    columns = {}
+    for col, dtype in LINE_COLUMNS.items():
+        if col in keys:
+            values = pd.Series([r[col] for r in records])
+        elif col == "instalment":
+            values = pd.Series(["unique"] * len(records))
+        elif col == "unit_amount_cents":
+            values = pd.Series([pd.NA] * len(records))
+        else:
+            raise ValueError(f"lines frame: missing column {col!r}")
+        if dtype in ("int64", "Int64") and pd.api.types.is_float_dtype(values.dtype):
+            raise TypeError(f"lines frame: column {col!r} is float; money and counts must be integers")
+        columns[col] = values.astype(dtype) if dtype != "object" else values
+    return pd.DataFrame(columns)
 
 
 @attrs.frozen

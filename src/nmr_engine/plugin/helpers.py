@@ -52,15 +52,12 @@ def priced_lines(
     version = np.asarray(price.index, dtype=np.int64)[groups.valid]
     amount = (price.values(missing=0) if amounts is None else np.asarray(amounts, dtype=np.int64))[groups.valid]
     # Count the rows of each (group, version, amount): the parts of a line's formula, sorted.
-    parts = (
-        pd.DataFrame({"g": groups.code, "v": version, "a": np.asarray(amount, dtype=np.int64)})
-        .groupby(["g", "v", "a"], sort=True)
-        .size()
-    )
-    p_group = parts.index.get_level_values("g").to_numpy()
-    p_version = parts.index.get_level_values("v").to_numpy()
-    p_amount = parts.index.get_level_values("a").to_numpy()
-    p_count = parts.to_numpy()
+    g, v, a = groups.code, version, np.asarray(amount, dtype=np.int64)
+    order = np.lexsort((a, v, g))
+    g, v, a = g[order], v[order], a[order]
+    first = np.flatnonzero(np.r_[True, (g[1:] != g[:-1]) | (v[1:] != v[:-1]) | (a[1:] != a[:-1])])
+    p_group, p_version, p_amount = g[first], v[first], a[first]
+    p_count = np.diff(np.r_[first, g.size])
     bounds = np.flatnonzero(np.r_[True, p_group[1:] != p_group[:-1], True])
     info = _period_lookup(context)
     file = rows.attrs.get("file", "?")
@@ -118,7 +115,7 @@ class _Groups:
     def __init__(self, rows: pd.DataFrame):
         contract = rows["contract_id"]
         period = rows["period_id"]
-        self.valid = (contract.notna() & period.notna()).to_numpy()  # groupby drops missing keys
+        self.valid = _present(contract) & _present(period)  # groupby drops missing keys
         c_code, c_values = pd.factorize(contract[self.valid], sort=True)
         p_code, p_values = pd.factorize(period[self.valid], sort=True)
         code = c_code.astype(np.int64) * max(len(p_values), 1) + p_code
@@ -156,6 +153,13 @@ class _Groups:
         return _format_lines(file, lines, limit)
 
 
+def _present(values: pd.Series) -> np.ndarray:
+    """Not missing, as a boolean array (a category's codes say it without a pass over the values)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy() >= 0
+    return values.notna().to_numpy()
+
+
 _PERIOD_CACHE: list = [None, None]  # (history frame, lookup) of the last context
 
 
@@ -163,7 +167,7 @@ def _period_lookup(context: CalculationContext) -> dict:
     """(contract_id, period_id) -> {payee_id, period_end} of the module's history (cached)."""
     if _PERIOD_CACHE[0] is context.history:
         return _PERIOD_CACHE[1]
-    info = period_info(context)
+    info = context.history  # its columns as period_info gives them, without the frame copy
     _PERIOD_CACHE[1] = {
         (c, p): {"payee_id": payee, "period_end": end}
         for c, p, payee, end in zip(
@@ -261,6 +265,28 @@ def in_computed_periods(context: CalculationContext, rows: pd.DataFrame) -> pd.D
 def source_lines(frame: pd.DataFrame, limit: int = 8) -> str:
     """'sessions.csv, lignes 2, 5, 9…' for an explanation."""
     return _format_lines(frame.attrs.get("file", "?"), np.sort(frame["_line"].to_numpy()), limit)
+
+
+def pair_rows(left: pd.Series, right: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (i, j) of every pair with ``left[i] == right[j]``, in the order of an inner merge
+    on that key (by ``i``, then ``j``): join two tables by row positions, without copying their
+    columns (e.g. each professional's rows with its contract's periods)."""
+    codes, uniques = pd.factorize(left)
+    right_codes = pd.Index(uniques).get_indexer(right)
+    by_code = np.argsort(right_codes, kind="stable")
+    sorted_codes = right_codes[by_code]
+    first = np.searchsorted(sorted_codes, codes, side="left")
+    count = np.searchsorted(sorted_codes, codes, side="right") - first
+    count[codes < 0] = 0
+    i = np.repeat(np.arange(len(left)), count)
+    offset = np.arange(len(i)) - np.repeat(np.cumsum(count) - count, count)
+    return i, by_code[np.repeat(first, count) + offset]
+
+
+def lines_text(file: str, lines, limit: int = 8) -> str:
+    """As :func:`source_lines`, from the file's name and the rows' ``_line`` values (any order):
+    no frame to build for each line of a result."""
+    return _format_lines(file, np.sort(np.asarray(lines)), limit)
 
 
 def _format_lines(file: str, lines: np.ndarray, limit: int = 8) -> str:

@@ -18,19 +18,38 @@ def with_nominal_days(context) -> pd.DataFrame:
 
     A first period cut by the contract start is measured back from its end; any other period
     forward from its start (a full period: its own length)."""
-    hist = context.history.drop_duplicates(["contract_id", "period_id"])[
-        ["contract_id", "period_id", "period_start", "period_end"]
-    ].copy()
-    first = hist.groupby("contract_id")["period_start"].transform("min").eq(hist["period_start"])
-    last = hist.groupby("contract_id")["period_end"].transform("max").eq(hist["period_end"])
-    after_start = hist["period_start"] + YEAR
-    full = (hist["period_end"] + DAY).eq(after_start)
-    cut_at_start = first & ~last & ~full
-    end_excl = (hist["period_end"] + DAY).where(cut_at_start, after_start)
-    start = (hist["period_end"] + DAY - YEAR).where(cut_at_start, hist["period_start"])
-    hist["nominal_days"] = (end_excl - start).dt.days.astype("int64")
-    out = context.periods.merge(hist[["contract_id", "period_id", "nominal_days"]], on=["contract_id", "period_id"])
-    return out.sort_values(["contract_id", "period_start"], kind="stable").reset_index(drop=True)
+    hist = context.history
+    first: dict = {}
+    last: dict = {}
+    spans: dict = {}
+    for cid, pid, start, end in zip(
+        hist["contract_id"], hist["period_id"], hist["period_start"], hist["period_end"], strict=True
+    ):
+        spans.setdefault((cid, pid), (start, end))  # the first row of each period (drop_duplicates)
+        first[cid] = start if cid not in first else min(first[cid], start)
+        last[cid] = end if cid not in last else max(last[cid], end)
+    plus_year: dict = {}  # calendar arithmetic once per distinct date (contracts share their dates)
+    minus_year: dict = {}
+    nominal = {}
+    for (cid, pid), (start, end) in spans.items():
+        if start not in plus_year:
+            plus_year[start] = start + YEAR
+        after_start, end_excl = plus_year[start], end + DAY
+        if start == first[cid] and end != last[cid] and end_excl != after_start:  # cut by the contract start
+            if end_excl not in minus_year:
+                minus_year[end_excl] = end_excl - YEAR
+            nominal[cid, pid] = (end_excl - minus_year[end_excl]).days
+        else:
+            nominal[cid, pid] = (after_start - start).days
+    periods = context.periods
+    keys = list(zip(periods["contract_id"], periods["period_id"], strict=True))
+    kept = [k in nominal for k in keys]  # an inner merge with the history's periods
+    out = periods if all(kept) else periods[np.asarray(kept, dtype=bool)]
+    keys = [k for k in keys if k in nominal]
+    out = out.assign(nominal_days=np.array([nominal[k] for k in keys], dtype=np.int64))
+    starts = out["period_start"].to_numpy()
+    order = sorted(range(len(keys)), key=lambda i: (keys[i][0], starts[i]))  # stable, as sort_values
+    return out.iloc[order].reset_index(drop=True)
 
 
 def overlap_days(frame: pd.DataFrame, start: str, end: str, win_start: str, win_end: str) -> pd.Series:
@@ -42,10 +61,23 @@ def overlap_days(frame: pd.DataFrame, start: str, end: str, win_start: str, win_
     return days.clip(lower=0).fillna(0).astype("int64")
 
 
+def clip_intervals(
+    start: np.ndarray, end: np.ndarray, win_start: np.ndarray, win_end: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`overlap_days` on aligned datetime64 arrays (``end`` NaT: open), with the clipped
+    bounds: ``(lo, hi, days)``, ``days`` 0 when disjoint (e.g. rows paired with periods by
+    :func:`nmr_engine.plugin.helpers.pair_rows`)."""
+    lo = np.where(start > win_start, start, win_start)
+    hi = np.where(np.isnat(end), win_end, end)
+    hi = np.where(hi < win_end, hi, win_end)
+    days = np.clip((hi - lo) // np.timedelta64(1, "D") + 1, 0, None).astype(np.int64)
+    return lo, hi, days
+
+
 def overlapping_intervals(frame: pd.DataFrame, keys: list[str], start: str, end: str) -> pd.DataFrame:
     """Rows whose interval overlaps the previous interval of the same keys: columns ``_line`` and ``_prev_line``."""
-    if frame.empty:
-        return frame.assign(_prev_line=pd.Series(dtype="int64"))
+    if frame.empty or not _any_overlap(frame, keys, start, end):  # the usual case, decided with NumPy
+        return frame.iloc[0:0].assign(_prev_line=pd.Series(dtype="int64"))
     s = frame.sort_values([*keys, start, "_line"], kind="stable")
     far = pd.Timestamp("2262-04-01")
     ends = s[end].fillna(far)
@@ -58,6 +90,35 @@ def overlapping_intervals(frame: pd.DataFrame, keys: list[str], start: str, end:
     # name the earlier row that still runs: the last previous one ending on or after this start
     out["_prev_line"] = prev_line[hit].astype("int64")
     return out
+
+
+_DAY_NS = 86_400_000_000_000
+
+
+def _any_overlap(frame: pd.DataFrame, keys: list[str], start: str, end: str) -> bool:
+    """Whether :func:`overlapping_intervals` finds a row (True when unsure: missing or non-day values)."""
+    begin = frame[start].to_numpy("datetime64[ns]").view(np.int64)
+    stop = frame[end].to_numpy("datetime64[ns]")
+    if np.isnat(begin.view("datetime64[ns]")).any():
+        return True
+    stop = np.where(np.isnat(stop), np.datetime64("2262-04-01", "ns"), stop).view(np.int64)
+    if (begin % _DAY_NS).any() or (stop % _DAY_NS).any():
+        return True
+    code = np.zeros(len(frame), dtype=np.int64)
+    for k in keys:
+        codes, uniques = pd.factorize(frame[k])
+        if (codes < 0).any():
+            return True
+        code = code * (len(uniques) + 1) + codes
+    begin, stop = begin // _DAY_NS, stop // _DAY_NS
+    order = np.lexsort((frame["_line"].to_numpy(), begin, code))
+    code, begin, stop = code[order], begin[order], stop[order]
+    group = np.cumsum(np.r_[True, code[1:] != code[:-1]]) - 1  # 0, 1, 2… per key, in sorted order
+    span = int(max(stop.max(), begin.max()) - min(stop.min(), begin.min())) + 1
+    shifted = stop - min(stop.min(), begin.min()) + group * span  # each group above the previous ones
+    latest = np.maximum.accumulate(shifted) - group * span + min(stop.min(), begin.min())
+    same = np.r_[False, code[1:] == code[:-1]]
+    return bool((same[1:] & (begin[1:] <= latest[:-1])).any())
 
 
 def suspended_days(context, frame: pd.DataFrame, start: str, end: str, contract: str = "contract_id") -> pd.Series:
