@@ -21,7 +21,7 @@ TRIGGERS = [
 BUSY_TIMEOUT = 120
 
 
-def _patiently(step: Callable[[], object], deadline: float) -> None:
+def _patiently(step: Callable[[], object], deadline: float) -> None:  # deadline in monotonic seconds
     """Run ``step`` again while another process holds the lock, until ``deadline``.
 
     SQLite does not call its busy handler for every lock: switching a new file to WAL, or reading
