@@ -137,3 +137,25 @@ def test_reused_tables_repeat_their_warnings(example_copy):
     assert cache.modules.hits == 3
     assert runs[0].warnings == runs[1].warnings
     assert any("trainings.csv a changé depuis sa réception" in w for w in runs[1].warnings)
+
+
+def test_the_caches_keep_at_most_max_rows_rows_dropping_the_least_recently_used():
+    from nmr_engine.cache import ModuleTables, TableCache
+
+    tables = TableCache(max_rows=5)
+    tables.put(("a",), pd.DataFrame({"x": [1, 2]}))
+    tables.put(("b",), pd.DataFrame({"x": [3, 4]}))
+    assert tables.get(("a",), "a.csv")["x"].tolist() == [1, 2]  # "a" used last: "b" goes first
+    tables.put(("c",), pd.DataFrame({"x": [5, 6]}))  # 6 rows > 5
+    assert tables.get(("b",), "b.csv") is None
+    assert tables.get(("a",), "a.csv").attrs == {"file": "a.csv"}
+    tables.put(("big",), pd.DataFrame({"x": range(6)}))  # larger than the bound: never kept
+    assert len(tables) == 2 and tables.get(("big",), "big.csv") is None
+    assert (tables.hits, tables.misses) == (2, 2)
+
+    modules = ModuleTables(max_rows=3)
+    notes: list[str] = []
+    modules.put(("etp",), {"sessions": pd.DataFrame({"x": [1, 2]})}, ("note",))
+    assert modules.get(("etp",), notes)["sessions"]["x"].tolist() == [1, 2] and notes == ["note"]
+    modules.put(("asalee",), {"staff": pd.DataFrame({"x": [1, 2]})}, ())
+    assert modules.get(("etp",), notes) is None and len(modules) == 1

@@ -24,43 +24,59 @@ from .plugin.api import TableSpec
 CacheKey = tuple[Any, ...]
 
 
-class TableCache:
-    """Least-recently-used tables up to ``max_rows`` rows in all (frames are shared, copy-on-write)."""
+class _RowsLRU:
+    """Least-recently-used values, each of a number of rows, up to ``max_rows`` rows in all;
+    counts its hits and misses."""
 
     def __init__(self, max_rows: int = 20_000_000):
         self.max_rows = max_rows
-        self._frames: OrderedDict[CacheKey, pd.DataFrame] = OrderedDict()
+        self._kept: OrderedDict[CacheKey, tuple[Any, int]] = OrderedDict()
+        self._rows = 0
         self.hits = 0
         self.misses = 0
 
-    @staticmethod
-    def key(path: Path, spec: TableSpec) -> CacheKey:
-        st = os.stat(path)
-        return (os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ino, spec)
-
-    def get(self, key: CacheKey, file: str) -> pd.DataFrame | None:
-        """The table read under ``key`` (a shallow copy naming ``file``), or None."""
-        frame = self._frames.get(key)
-        if frame is None:
+    def _find(self, key: CacheKey) -> Any | None:
+        found = self._kept.get(key)
+        if found is None:
             self.misses += 1
             return None
         self.hits += 1
-        self._frames.move_to_end(key)
+        self._kept.move_to_end(key)
+        return found[0]
+
+    def _keep(self, key: CacheKey, value: Any, rows: int) -> None:
+        if key in self._kept or rows > self.max_rows:
+            return
+        self._kept[key] = (value, rows)
+        self._rows += rows
+        while self._rows > self.max_rows:
+            self._rows -= self._kept.popitem(last=False)[1][1]
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
+class TableCache(_RowsLRU):
+    """Parsed tables, least-recently-used first out, up to ``max_rows`` rows in all (frames are
+    shared, copy-on-write)."""
+
+    @staticmethod
+    def key(path: Path, spec: TableSpec) -> CacheKey:
+        return (*file_key(path), spec)
+
+    def get(self, key: CacheKey, file: str) -> pd.DataFrame | None:
+        """The table read under ``key`` (a shallow copy naming ``file``), or None."""
+        frame = self._find(key)
+        if frame is None:
+            return None
         out = frame.copy(deep=False)
         out.attrs = {"file": file}
         return out
 
     def put(self, key: CacheKey, frame: pd.DataFrame) -> None:
-        if key in self._frames or len(frame) > self.max_rows:
-            return
         kept = frame.copy(deep=False)
         kept.attrs = {}
-        self._frames[key] = kept
-        while sum(len(f) for f in self._frames.values()) > self.max_rows:
-            self._frames.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._frames)
+        self._keep(key, kept, len(frame))
 
 
 class ReadCache:
@@ -92,7 +108,7 @@ class ReadCache:
         return self._parameters[key]
 
 
-class ModuleTables:
+class ModuleTables(_RowsLRU):
     """A module's input tables as :func:`~nmr_engine.inputs.read_module_tables` returns them
     (contract check, rows set aside, periods assigned), with the notes it wrote, keyed by
     everything they depend on: the module and its table declarations, each file read (its
@@ -101,33 +117,18 @@ class ModuleTables:
     A run of a replay whose contracts and files are those of an earlier run skips the checks;
     any difference is a new key, read and checked again. Only successful reads are kept."""
 
-    def __init__(self, max_rows: int = 20_000_000):
-        self.max_rows = max_rows
-        self._kept: OrderedDict[CacheKey, tuple[dict[str, pd.DataFrame], tuple[str, ...]]] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
-
     def get(self, key: CacheKey, notes: list[str] | None) -> dict[str, pd.DataFrame] | None:
-        found = self._kept.get(key)
+        found = self._find(key)
         if found is None:
-            self.misses += 1
             return None
-        self.hits += 1
-        self._kept.move_to_end(key)
         tables, written = found
         if notes is not None:
             notes.extend(written)
         return {name: _shared(frame) for name, frame in tables.items()}
 
     def put(self, key: CacheKey, tables: dict[str, pd.DataFrame], notes: tuple[str, ...]) -> None:
-        if sum(len(t) for t in tables.values()) > self.max_rows:
-            return
-        self._kept[key] = ({name: _shared(frame) for name, frame in tables.items()}, notes)
-        while sum(len(t) for ts, _ in self._kept.values() for t in ts.values()) > self.max_rows:
-            self._kept.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._kept)
+        kept = {name: _shared(frame) for name, frame in tables.items()}
+        self._keep(key, (kept, notes), sum(len(t) for t in tables.values()))
 
 
 def _shared(frame: pd.DataFrame) -> pd.DataFrame:

@@ -9,12 +9,15 @@ unless ``NMR_REQUIRE_POSTGRES=1`` (CI), where it fails.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import os
 import sqlite3
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from nmr_engine.engine import Workspace
 from nmr_engine.plugin.manager import PluginRegistry
@@ -140,16 +143,18 @@ def drop_schemas(pattern: str) -> None:
             conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
 
 
-def create_format_1_tables(url: str) -> None:
-    """Create the tables of a format-1 ledger at ``url`` (empty, no triggers yet)."""
-    from nmr_engine.ledger.store import TABLES_DDL
-
+@contextlib.contextmanager
+def raw_connection(url: str, create_schema: bool = False) -> Iterator[tuple[Any, str]]:
+    """A plain DB-API connection to the ledger at ``url`` (SQLite file, or PostgreSQL with its
+    schema as search path, created first when asked) and its parameter mark (``?`` or ``%s``);
+    committed and closed on exit."""
     if url.startswith("sqlite:///"):
         conn = sqlite3.connect(url[len("sqlite:///") :])
-        for sql in TABLES_DDL:
-            conn.execute(sql)
-        conn.commit()
-        conn.close()
+        try:
+            yield conn, "?"
+            conn.commit()
+        finally:
+            conn.close()
         return
     import psycopg
 
@@ -157,8 +162,17 @@ def create_format_1_tables(url: str) -> None:
 
     conninfo, schema = split_url(url)
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
+        if create_schema:
+            conn.execute(f"CREATE SCHEMA {schema}")
         conn.execute(f"SET search_path TO {schema}")
+        yield conn, "%s"
+
+
+def create_format_1_tables(url: str) -> None:
+    """Create the tables of a format-1 ledger at ``url`` (empty, no triggers yet)."""
+    from nmr_engine.ledger.store import TABLES_DDL
+
+    with raw_connection(url, create_schema=True) as (conn, _):
         for sql in TABLES_DDL:
             conn.execute(sql)
 

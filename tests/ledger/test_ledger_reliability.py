@@ -23,12 +23,11 @@ from queue import Empty
 
 import pytest
 from click.testing import CliRunner
-from ledger_support import ESSAI_PLUGIN, add_late_patient, workspace
+from ledger_support import ESSAI_PLUGIN, add_late_patient, raw_connection, workspace
 
 from nmr_engine.cli.main import cli
 from nmr_engine.ledger import commit, open_store, plan, prepare, verify
 from nmr_engine.ledger.hashchain import VERIFY_COLUMNS, entry_hash, verify_store
-from nmr_engine.ledger.postgres import split_url
 from nmr_engine.ledger.store import (
     _INTEGER,
     ENTRY_COLUMNS,
@@ -53,24 +52,15 @@ def _posted(url, proposals):
 def tamper(url: str, *statements) -> None:
     """Edit the stored history directly, dropping the append-only triggers first. A statement is
     SQL, or a function called with the connection and the parameter mark (``?`` or ``%s``)."""
-    if url.startswith("sqlite:///"):
-        conn = sqlite3.connect(url[len("sqlite:///") :])
-        for name in [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")]:
-            conn.execute(f"DROP TRIGGER {name}")
+    with raw_connection(url) as (conn, mark):
+        if mark == "?":
+            for name in [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")]:
+                conn.execute(f"DROP TRIGGER {name}")
+        else:
+            for table in ("entries", "runs"):
+                conn.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
         for sql in statements:
-            sql(conn, "?") if callable(sql) else conn.execute(sql)
-        conn.commit()
-        conn.close()
-        return
-    import psycopg
-
-    conninfo, schema = split_url(url)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f"SET search_path TO {schema}")
-        for table in ("entries", "runs"):
-            conn.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
-        for sql in statements:
-            sql(conn, "%s") if callable(sql) else conn.execute(sql)
+            sql(conn, mark) if callable(sql) else conn.execute(sql)
 
 
 def in_record(seq: int, field: str, change):

@@ -204,11 +204,10 @@ def seal_entries(
     each entry's record is built once here, and stored as it is)."""
     out = []
     if entry_format == FORMAT_RECORD:
-        sha, compact = _sha256, _compact_array
         for i, (entry, record) in enumerate(zip(entries, pack_records(entries), strict=True)):
             seq = first_seq + i
             head = [seq, entry.entry_id, entry.run_id, entry.period_id, entry.kind, entry.amount_cents, prev_hash]
-            digest = sha(compact(head).encode() + b"\n" + record).hexdigest()  # = entry_hash
+            digest = _sha256(entry_hash_input(head, record)).hexdigest()  # = entry_hash
             out.append(attrs.evolve(entry, seq=seq, prev_hash=prev_hash, hash=digest, record=record))
             prev_hash = digest
         return out
@@ -290,7 +289,7 @@ def _hash_or_none(head: Sequence[Any], stored: Any) -> str:
     """The hash of one row read from a ledger edited by hand ("" when ``stored`` is not bytes)."""
     if not isinstance(stored, bytes | bytearray | memoryview):
         return ""
-    return _sha256(_compact_array(head).encode() + b"\n" + bytes(stored)).hexdigest()
+    return _sha256(entry_hash_input(head, bytes(stored))).hexdigest()
 
 
 _HASHES = {FORMAT_COLUMNS: _column_hashes, FORMAT_RECORD: _record_hashes}
