@@ -171,6 +171,7 @@ def test_tampering_with_any_stored_column_is_reported_by_the_fast_verify(
     with open_store(ledger_url) as store:
         problems = verify_store(store, batch=3).problems  # batches of 3: the checks span batch boundaries
         assert problems == verify(*store.snapshot())  # the object path finds the same
+        assert verify_store(store, batch=3, workers=3).problems == problems  # split over 3 processes: the same
     if table == "entries":
         where = "écriture n° 1003 " if column == "seq" else "écriture n° 3 "
         assert any(where in p and "contenu modifié" in p for p in problems), problems

@@ -58,9 +58,10 @@ The record is hashed as stored, not recompressed: zlib's output may differ betwe
 ``Entry`` read from a format-2 ledger keeps its stored ``record``, sealing builds it once, and an
 audit bundle carries it; :func:`verify` on objects checks each entry's fields against its record.
 
-Hashing is not split over threads or processes: hashlib holds the GIL below 2 KB (a record is
-smaller), a reader thread feeding the hashing one was slower, and a worker process must not
-import the package (pandas: ≈ 1 s) on a 2-core machine shared with other jobs (docs/benchmarks.md).
+One process fills one core this way (reading a row and hashing it take ≈ 5–7 µs; hashlib holds
+the GIL below 2 KB, which a record is, and a reader thread feeding the hashing one was slower). A
+long ledger is therefore verified by forked processes, one per CPU, each scanning a range of
+entries with :func:`scan_entries`; the parent joins their scans (:mod:`.verify_split`).
 """
 
 from __future__ import annotations
@@ -257,11 +258,21 @@ def _record_disagrees(entry: Entry) -> str:
     return f"écriture n° {entry.seq} ({entry.entry_id}) : champs ou explication différents de l'enregistrement stocké"
 
 
-def verify_store(store: Any, batch: int = 2000) -> ChainReport:
-    """Verify the ledger of ``store`` (a :class:`~.store.LedgerStore`) on its raw rows, one snapshot."""
+def verify_store(store: Any, batch: int = 2000, workers: int | None = None) -> ChainReport:
+    """Verify the ledger of ``store`` (a :class:`~.store.LedgerStore`) on its raw rows, one snapshot.
+
+    A long ledger is checked by ``workers`` processes at once (default: one per CPU, from
+    ``NMR_VERIFY_WORKERS`` if set), each on a range of entries (:mod:`.verify_split`); whatever
+    they find, or anything they cannot vouch for, is reported by the one-process path below."""
+    from .verify_split import verify_split
+
     fmt = store.entry_format
     with store.reading() as session:
-        return verify_rows(session.run_rows(), ((fmt, rows) for rows in session.verify_batches(batch)))
+        runs = session.run_rows()
+        report = verify_split(store, session, runs, batch, workers)
+        if report is not None:
+            return report
+        return verify_rows(runs, ((fmt, rows) for rows in session.verify_batches(batch)))
 
 
 def _record_hashes(rows: Sequence[Sequence[Any]]) -> list[str]:
@@ -295,12 +306,31 @@ def _hash_or_none(head: Sequence[Any], stored: Any) -> str:
 _HASHES = {FORMAT_COLUMNS: _column_hashes, FORMAT_RECORD: _record_hashes}
 
 
-def verify_rows(runs: Sequence[Sequence[Any]], batches: Iterable[tuple[int, Sequence[Sequence[Any]]]]) -> ChainReport:
-    """Check the run rows (:data:`~.store.RUN_COLUMNS` order) and the entry rows (``batches`` of
-    ``(entry format, rows in ROW_COLUMNS[entry format] order)``), both in ``seq`` order: hashes,
-    chain, positions, kinds, then each run's count, total, first entry and last hash."""
+@attrs.frozen
+class EntryScan:
+    """What :func:`scan_entries` found in consecutive entry rows: ``problems`` (French), the
+    ``count`` of rows from ``first_seq``, the stored ``first_prev`` hash of the first row, the
+    ``last_hash``, the ``total`` of the amounts and ``by_run`` (run_id -> [count, total, first
+    seq, last hash], in ledger order)."""
+
+    problems: list[str]
+    first_seq: int
+    count: int
+    first_prev: str | None
+    last_hash: str
+    total: int
+    by_run: dict[str, list]
+
+
+def scan_entries(
+    batches: Iterable[tuple[int, Sequence[Sequence[Any]]]], expected: int = 1, prev: str | None = GENESIS
+) -> EntryScan:
+    """Check entry rows (``batches`` of ``(entry format, rows in ROW_COLUMNS[entry format]
+    order)``, in ``seq`` order, the first one expected at position ``expected`` and chained to
+    ``prev``; ``prev=None``: to whatever the first row stores, for a range whose predecessor is
+    checked by the caller): hashes, chain, positions and kinds, and each run's aggregates."""
     problems: list[str] = []
-    prev, expected, total = GENESIS, 1, 0
+    first_seq, first_prev, total = expected, None, 0
     # run_id -> [count, total, first seq, last hash] over the entries in ledger order
     by_run: dict[str, list] = {}
     for fmt, rows in batches:
@@ -308,6 +338,9 @@ def verify_rows(runs: Sequence[Sequence[Any]], batches: Iterable[tuple[int, Sequ
             continue
         lay = _LAYOUTS[fmt]
         _SEQ, _ID, _RUN, _KIND, _AMOUNT, _PREV = lay.seq, lay.id, lay.run, lay.kind, lay.amount, lay.prev
+        if first_prev is None:
+            first_prev = rows[0][_PREV]
+            prev = first_prev if prev is None else prev
         seqs = [r[_SEQ] for r in rows]
         hashes = [r[lay.head] for r in rows]
         prevs = [r[_PREV] for r in rows]
@@ -350,9 +383,21 @@ def verify_rows(runs: Sequence[Sequence[Any]], batches: Iterable[tuple[int, Sequ
                 agg[3] = hashes[start + size - 1]
             total += amount
             start += size
-    count = expected - 1
-    problems.extend(_check_runs(runs, by_run))
-    return ChainReport(problems, len(runs), count, total, prev if count else "")
+    count = expected - first_seq
+    return EntryScan(problems, first_seq, count, first_prev, prev if count else "", total, by_run)
+
+
+def verify_rows(runs: Sequence[Sequence[Any]], batches: Iterable[tuple[int, Sequence[Sequence[Any]]]]) -> ChainReport:
+    """Check the run rows (:data:`~.store.RUN_COLUMNS` order) and the entry rows (``batches`` of
+    ``(entry format, rows in ROW_COLUMNS[entry format] order)``), both in ``seq`` order: hashes,
+    chain, positions, kinds, then each run's count, total, first entry and last hash."""
+    return chain_report(runs, scan_entries(batches))
+
+
+def chain_report(runs: Sequence[Sequence[Any]], scan: EntryScan) -> ChainReport:
+    """The report on a whole ledger: the entries' ``scan`` (from position 1) and the runs' checks."""
+    problems = [*scan.problems, *_check_runs(runs, scan.by_run)]
+    return ChainReport(problems, len(runs), scan.count, scan.total, scan.last_hash)
 
 
 def _check_runs(rows: Sequence[Sequence[Any]], by_run: dict[str, list]) -> list[str]:

@@ -300,19 +300,26 @@ class Session:
         self.cursor.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY seq")
         return [tuple(r) for r in self.cursor.fetchall()]
 
-    def verify_batches(self, batch: int = 2000) -> Iterator[list[tuple]]:
-        """Every entry as stored, by ``seq``, in lists of at most ``batch`` rows, columns in the
-        order :func:`~.hashchain.verify_rows` checks for the ledger's format
+    def verify_batches(self, batch: int = 2000, seqs: tuple[int, int] | None = None) -> Iterator[list[tuple]]:
+        """Every entry as stored (only those with ``first <= seq <= last`` when ``seqs`` is
+        ``(first, last)``), by ``seq``, in lists of at most ``batch`` rows, columns in the order
+        :func:`~.hashchain.verify_rows` checks for the ledger's format
         (:data:`~.hashchain.VERIFY_COLUMNS`: format 1, the explanation as its UTF-8 bytes;
         :data:`RECORD_ENTRY_COLUMNS`: format 2), with no object built and nothing decoded."""
         if self.store.entry_format == FORMAT_RECORD:
-            sql = f"SELECT {', '.join(RECORD_ENTRY_COLUMNS)} FROM entries ORDER BY seq"
+            columns = ", ".join(RECORD_ENTRY_COLUMNS)
         else:
             from .hashchain import ENTRY_HEAD_COLUMNS
 
             columns = f"{', '.join(ENTRY_HEAD_COLUMNS)}, hash, {self.store.explanation_bytes}"
-            sql = f"SELECT {columns} FROM entries ORDER BY seq"
-        return self.store.stream(self, sql, batch)
+        where = "" if seqs is None else f" WHERE seq BETWEEN {int(seqs[0])} AND {int(seqs[1])}"
+        return self.store.stream(self, f"SELECT {columns} FROM entries{where} ORDER BY seq", batch)
+
+    def seq_bounds(self) -> tuple[Any, Any]:
+        """The lowest and highest entry ``seq`` as stored (``None`` when there is no entry)."""
+        self.cursor.execute("SELECT (SELECT min(seq) FROM entries), (SELECT max(seq) FROM entries)")  # each on the key
+        low, high = self.cursor.fetchone()
+        return low, high
 
     def entries(self, run_id: str | None = None, period_ids: Sequence[str] | None = None) -> list[Entry]:
         """Entries in ledger order; only one run's, or only those of some periods, when asked."""
