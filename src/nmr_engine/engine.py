@@ -21,7 +21,7 @@ from .contracts import load_contracts
 from .errors import InputError, NmrError, PluginError
 from .inputs import read_module_tables
 from .inputs.submissions import DataView
-from .model import DATE_DTYPE, Contract, _selected, module_periods_frames
+from .model import DATE_DTYPE, Contract, _selected, modules_periods_frames
 from .parameters import ParameterStore, load_parameter_dir
 from .periods import DateRange, anchored_periods
 from .plugin.api import INSTALMENTS, LINE_COLUMNS, CalculationContext, Explanation, empty_lines
@@ -37,9 +37,19 @@ class CalculationResult:
     warnings: tuple[str, ...]
     modules: dict[str, str]
     periods: pd.DataFrame
-    #: Distinct clear values of the inputs' personal identifiers (``Column(pseudonymise=True)``) read
-    #: by the run, one array per column (kept as arrays: a national run reads millions of them).
-    identifier_values: tuple[pd.Series, ...] = ()
+    #: The inputs' columns of personal identifiers (``Column(pseudonymise=True)``) read by the run,
+    #: as read (their distinct values, :attr:`identifier_values`, are found only when asked for).
+    identifier_columns: tuple[pd.Series, ...] = ()
+    _distinct: dict[str, tuple[pd.Series, ...]] = attrs.field(factory=dict, init=False, eq=False, repr=False)
+
+    @property
+    def identifier_values(self) -> tuple[pd.Series, ...]:
+        """Distinct clear non-blank values of :attr:`identifier_columns`, one text array per column
+        (kept as arrays: a national run reads millions of them), computed once, when first asked
+        for (posting needs them, a calculation alone does not)."""
+        if "values" not in self._distinct:
+            self._distinct["values"] = tuple(_distinct_texts(column) for column in self.identifier_columns)
+        return self._distinct["values"]
 
     @property
     def total_cents(self) -> int:
@@ -140,9 +150,10 @@ class Workspace:
         prepared = []
         problems = []
         selections = []
+        frames_of = modules_periods_frames(self.contracts, wanted, periods)
         for code in wanted:
             spec = self.registry.modules()[code].spec
-            history, selected = module_periods_frames(self.contracts, code, periods)
+            history, selected = frames_of[code]
             selections.append(selected.assign(module=code))
             if history.empty:
                 continue
@@ -173,7 +184,7 @@ class Workspace:
             warnings=tuple(sorted(self.parameters.stale_warnings)) + tuple(dict.fromkeys(notes)),
             modules={code: self.registry.modules()[code].spec.version for code in wanted},
             periods=pd.concat(selections, ignore_index=True) if selections else pd.DataFrame(),
-            identifier_values=_identifier_values(context for _, context in prepared),
+            identifier_columns=_identifier_columns(context for _, context in prepared),
         )
 
     def _read_tables(self, code, specs, known, history, cut, notes) -> dict[str, pd.DataFrame]:
@@ -268,17 +279,23 @@ class _Located:
         return getattr(self.view, name)
 
 
-def _identifier_values(contexts) -> tuple[pd.Series, ...]:
-    """Distinct non-blank values of the input columns declared ``pseudonymise=True`` (to hide
-    before posting), one text array per column."""
-    out = []
-    for context in contexts:
-        for spec in context.module.tables:
-            table = context.tables[spec.name]
-            for column in (c.name for c in spec.columns if c.pseudonymise):
-                distinct = pd.Series(table[column].dropna().unique(), dtype=str)
-                out.append(distinct[distinct.str.strip().ne("")].reset_index(drop=True))
-    return tuple(out)
+def _identifier_columns(contexts) -> tuple[pd.Series, ...]:
+    """The input columns declared ``pseudonymise=True`` (to hide before posting), as read."""
+    return tuple(
+        context.tables[spec.name][column.name]
+        for context in contexts
+        for spec in context.module.tables
+        for column in spec.columns
+        if column.pseudonymise
+    )
+
+
+def _distinct_texts(column: pd.Series) -> pd.Series:
+    """The distinct values of ``column`` that are not blank, as text."""
+    distinct = pd.Series(column.dropna().unique(), dtype=str)
+    texts = pa.array(distinct, type=pa.string())
+    keep = np.asarray(pc.not_equal(pc.utf8_trim_whitespace(texts), ""))
+    return distinct[keep].reset_index(drop=True)
 
 
 def note_set_aside(lines: pd.DataFrame, context: CalculationContext) -> pd.DataFrame:
@@ -394,27 +411,27 @@ def validate_lines(lines, module: str, context: CalculationContext, plugin: str)
             raise fail(message, _first_non_integer(lines, col))
     if lines["amount_cents"].isna().any():
         raise fail("montant manquant sur une ligne", lines.loc[lines["amount_cents"].isna(), "contract_id"].iloc[0])
-    # checks on the columns' Python values (a few hundred lines: no pandas operation per check)
-    bad_module = np.array([m != module for m in lines["module"]], dtype=bool)
+    # checks on the columns' Python values (lists: iterating a text column value by value is slow)
+    bad_module = np.array([m != module for m in lines["module"].tolist()], dtype=bool)
     if bad_module.any():
         row = lines[bad_module].iloc[0]
         raise fail(f"ligne d'un autre module ({row['module']})", row["contract_id"])
-    bad_inst = np.array([i not in INSTALMENTS for i in lines["instalment"]], dtype=bool)
+    bad_inst = np.array([i not in INSTALMENTS for i in lines["instalment"].tolist()], dtype=bool)
     if bad_inst.any():
         row = lines[bad_inst].iloc[0]
         raise fail(f"échéance inconnue « {row['instalment']} »", row["contract_id"])
     not_explained = np.array(
-        [not (isinstance(e, Explanation) and bool(e.summary)) for e in lines["explanation"]], dtype=bool
+        [not (isinstance(e, Explanation) and bool(e.summary)) for e in lines["explanation"].tolist()], dtype=bool
     )
     if not_explained.any():
         row = lines[not_explained].iloc[0]
         raise fail(f"ligne « {row['component']} » sans explication", row["contract_id"])
-    known = set(zip(context.history["contract_id"], context.history["period_id"], strict=True))
-    keys = list(zip(lines["contract_id"], lines["period_id"], strict=True))
+    known = set(zip(context.history["contract_id"].tolist(), context.history["period_id"].tolist(), strict=True))
+    keys = list(zip(lines["contract_id"].tolist(), lines["period_id"].tolist(), strict=True))
     unknown = [k for k in keys if k not in known]
     if unknown:
         raise fail(f"ligne pour une période inconnue {unknown[0][1]}", unknown[0][0])
-    wanted = set(zip(context.periods["contract_id"], context.periods["period_id"], strict=True))
+    wanted = set(zip(context.periods["contract_id"].tolist(), context.periods["period_id"].tolist(), strict=True))
     keep = [k in wanted for k in keys]
     # .loc: an empty list selects no row, not no column
     out = lines.reset_index(drop=True) if all(keep) else lines.loc[keep].reset_index(drop=True)

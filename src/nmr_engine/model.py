@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Sequence
 
 import attrs
 import numpy as np
@@ -145,42 +146,48 @@ def module_periods_frame(contracts: list[Contract], module: str, periods: list[s
     suspension pays nothing for its days; ``active_start``/``active_end`` still bound the span.
     ``periods``: optional filter on period ids or on years (periods starting that year).
     """
-    cols, keep = _period_rows(contracts, module, periods)
+    cols, keep = _period_rows(contracts, [module], periods)[module]
     if not all(keep):
         cols = {name: [v for v, k in zip(values, keep, strict=True) if k] for name, values in cols.items()}
     return _periods_frame(cols)
 
 
-def module_periods_frames(
-    contracts: list[Contract], module: str, periods: list[str] | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(module_periods_frame(contracts, module), select_periods(it, periods))`` from one pass
-    over the contracts."""
-    cols, keep = _period_rows(contracts, module, periods)
-    every = _periods_frame(cols)
-    if not periods:
-        return every, every
-    if all(keep):
-        return every, every.copy(deep=False)
-    return every, every[np.asarray(keep, dtype=bool)].reset_index(drop=True)
+def modules_periods_frames(
+    contracts: list[Contract], modules: Sequence[str], periods: list[str] | None = None
+) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """For each of ``modules``, ``(module_periods_frame(contracts, module), select_periods(it,
+    periods))``, from one pass over the contracts."""
+    out = {}
+    for module, (cols, keep) in _period_rows(contracts, modules, periods).items():
+        every = _periods_frame(cols)
+        if not periods:
+            out[module] = (every, every)
+        elif all(keep):
+            out[module] = (every, every.copy(deep=False))
+        else:
+            out[module] = (every, every[np.asarray(keep, dtype=bool)].reset_index(drop=True))
+    return out
 
 
 def _period_rows(
-    contracts: list[Contract], module: str, periods: list[str] | None
-) -> tuple[dict[str, list], list[bool]]:
-    """The columns of :func:`module_periods_frame` as Python lists (a few contracts cost no pandas
-    operation per row), and whether ``periods`` selects each row."""
-    cols: dict[str, list] = {c: [] for c in MODULE_PERIOD_COLUMNS}
-    keep: list[bool] = []
+    contracts: list[Contract], modules: Sequence[str], periods: list[str] | None
+) -> dict[str, tuple[dict[str, list], list[bool]]]:
+    """Per module, the columns of :func:`module_periods_frame` as Python lists (a few contracts
+    cost no pandas operation per row), and whether ``periods`` selects each row."""
+    rows: dict[str, tuple[dict[str, list], list[bool]]] = {
+        m: ({c: [] for c in MODULE_PERIOD_COLUMNS}, []) for m in modules
+    }
     chosen: dict[str, bool] = {}
     for contract in contracts:
+        enrolments = [e for e in contract.enrolments if e.module in rows]
+        if not enrolments:
+            continue
         for period in contract.periods():
-            for enrolment in contract.enrolments:
-                if enrolment.module != module:
-                    continue
+            for enrolment in enrolments:
                 active = period.span.intersect(enrolment.span)
                 if active is None:
                     continue
+                cols, keep = rows[enrolment.module]
                 suspended = contract.suspended_days(active)
                 pid = period.id
                 if pid not in chosen:
@@ -201,7 +208,7 @@ def _period_rows(
                     ("structure_name", contract.structure.name),
                 ):
                     cols[name].append(value)
-    return cols, keep
+    return rows
 
 
 _DATE_COLUMNS = ("period_start", "period_end", "active_start", "active_end")

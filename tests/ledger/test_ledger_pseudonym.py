@@ -40,7 +40,7 @@ def test_scrubber_handles_identifiers_with_spaces_and_many_patients():
 
 def test_only_identifiers_the_texts_may_hold_are_looked_up_and_all_of_them_are_hidden():
     values = (pd.Series(["PAT-1", "PAT-12", "Jean Dupont", "Éloïse-3"]), pd.Series([f"P{i}" for i in range(50_000)]))
-    result = CalculationResult(pd.DataFrame(), (), {}, pd.DataFrame(), identifier_values=values)
+    result = CalculationResult(pd.DataFrame(), (), {}, pd.DataFrame(), identifier_columns=values)
     texts = ["séances de PAT-12 et de P49999 ; PAT-123 ; P", "Éloïse-3 ; diagnostic"]
     found = result.identifiers_in(texts)
     # whole tokens only (PAT-1 is not in the texts, PAT-123 is not an identifier), plus every
@@ -60,7 +60,7 @@ def test_text_tokens_find_identifiers_next_to_control_characters_and_quotes():
     assert {"PAT-12", "PAT-7", "PAT-3", "PAT-9", "patients", "vus"} <= tokens
     assert "inputs" not in tokens  # keys are not texts the scrubber touches
     values = (pd.Series(["PAT-12", "PAT-7", "PAT-3", "PAT-9", "PAT-1"]),)
-    result = CalculationResult(pd.DataFrame(), (), {}, pd.DataFrame(), identifier_values=values)
+    result = CalculationResult(pd.DataFrame(), (), {}, pd.DataFrame(), identifier_columns=values)
     p = Pseudonymiser(b"k" * 32)
     scrub = p.scrubber(result.identifiers_among(tokens))
     hidden = scrub(value)
@@ -104,3 +104,11 @@ def test_short_key_refused(monkeypatch):
     monkeypatch.setenv("NMR_PSEUDONYM_KEY", "court")
     with pytest.raises(ConfigurationError, match="trop courte"):
         load_key()
+
+
+def test_identifier_values_are_the_distinct_non_blank_texts_of_the_columns_found_once():
+    columns = (pd.Series(["P1", "P2", "P1", None, "  ", "P3"]), pd.Series(["C1", "C1", None], dtype="category"))
+    result = CalculationResult(pd.DataFrame(), (), {}, pd.DataFrame(), identifier_columns=columns)
+    assert [v.tolist() for v in result.identifier_values] == [["P1", "P2", "P3"], ["C1"]]
+    assert result.identifier_values is result.identifier_values  # found when first asked for, then kept
+    assert result.identifiers == {"P1", "P2", "P3", "C1"}
