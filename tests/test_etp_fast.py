@@ -56,10 +56,12 @@ def test_session_order_of_every_path_is_the_reference_order(shuffle):
         key, day, diag = key[by_date], day[by_date], diag[by_date]
     elif shuffle == "lines out of order":
         line = rng.permutation(line)
-    order, key_s = _order_by_key(key, day, diag, line)
+    order, key_s, day_s, diag_s = _order_by_key(key, day, diag, line)
     expected = _reference_order(key, day, diag, line)
     assert order.tolist() == expected.tolist()
     assert key_s.tolist() == key[expected].tolist()
+    assert day_s.tolist() == day[expected].tolist()
+    assert diag_s.tolist() == diag[expected].tolist()
 
 
 def test_same_lines_whatever_the_order_of_the_sessions_file(workspace_dirs, tmp_path):
@@ -82,9 +84,9 @@ def test_same_lines_whatever_the_order_of_the_sessions_file(workspace_dirs, tmp_
     assert {"forfait_patient_cycle_supplementaire", "forfait_patient_sans_diagnostic"} <= set(first["component"])
 
 
-def test_diagnostic_rule_read_on_distinct_days_is_the_rule_of_every_session(workspace_dirs):
+def test_diagnostic_rule_read_at_some_rows_is_the_rule_of_every_session(workspace_dirs):
     import pandas as pd
-    from nmr_etp.rules import _days, _required_at, category_codes
+    from nmr_etp.rules import _required_at
 
     from nmr_engine.inputs import read_module_tables
     from nmr_engine.model import module_periods_frame, select_periods
@@ -110,9 +112,8 @@ def test_diagnostic_rule_read_on_distinct_days_is_the_rule_of_every_session(work
     tables = read_module_tables(data, "etp", spec.tables, {"C1"}, history)
     context = CalculationContext(spec, select_periods(history, ["2012"]), history, tables, ws.parameters, ws.run_date)
     s = tables["sessions"]
-    code, values = category_codes(s["contract_id"])
-    every = np.arange(len(s))
-    column, required = _required_at(context, s, code, values, _days(s["session_date"]), every)
+    column, required = _required_at(context, s, np.arange(len(s)))
+    assert _required_at(context, s, np.array([5, 0]))[1].tolist() == [False, True]
     full = context.lookup("patient.diagnostic_required", s["contract_id"], s["session_date"])
     assert required.tolist() == full.values(missing=True).astype(bool).tolist() == [True, True, False] + [False] * 4
     used = lambda c: [c.versions[i] for i in sorted(set(c.index.tolist()))]  # noqa: E731

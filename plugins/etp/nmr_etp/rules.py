@@ -127,22 +127,19 @@ def _patients(context: CalculationContext) -> list[dict]:
     line = s["_line"].to_numpy()
 
     key = _patient_key([cell, patient_code])
-    order, key_s = _order_by_key(key, day, diag, line)
+    order, key_s, day_s, diag_s = _order_by_key(key, day, diag, line)
     first_of_patient = np.r_[True, key_s[1:] != key_s[:-1]]
-    day_s, diag_s = day[order], diag[order]
-    # per (contract, programme) cell: its programme row and authorised days (a missing end: none)
-    cell_s = cell[order]
-    prog_of_cell = grid
+    # authorised days of each (contract, programme) cell's programme (a missing end: none)
     never = np.iinfo(np.int64).max
-    auth_from = np.append(_days(progs["authorised_from"], missing=never), never)[prog_of_cell]
-    auth_to = np.append(_days(progs["authorised_to"], missing=never), never)[prog_of_cell]
-    auth_to[prog_of_cell < 0] = -1
-    o_authorised = (day_s >= auth_from[cell_s]) & (day_s <= auth_to[cell_s])
+    auth_from = np.append(_days(progs["authorised_from"], missing=never), never)[grid]
+    auth_to = np.append(_days(progs["authorised_to"], missing=never), never)[grid]
+    auth_to[grid < 0] = -1
+    o_authorised = ((day >= auth_from[cell]) & (day <= auth_to[cell]))[order]
 
     records = []
     rows_out = order[~o_authorised]
     unauthorised = _session_rows(s, rows_out, ["programme_id"], attrs)
-    rows_prog = prog_of_cell[cell_s[~o_authorised]]
+    rows_prog = grid[cell[rows_out]]
     for col in ("title", "authorised_from", "authorised_to"):
         unauthorised[col] = _take(progs[col], rows_prog)
     unauthorised = in_computed_periods(context, unauthorised)
@@ -160,7 +157,7 @@ def _patients(context: CalculationContext) -> list[dict]:
     cycle_zero = ~diag_s[starts]
     in_cycle_zero = np.repeat(cycle_zero, np.diff(np.r_[starts, order.size]))
     candidates = np.flatnonzero(in_cycle_zero & o_authorised)
-    diag_required, required = _required_at(context, s, contract_code, contracts, day, order[candidates])
+    diag_required, required = _required_at(context, s, order[candidates])
     orphan_rows = candidates[required]
     orphans = in_computed_periods(context, _session_rows(s, order[orphan_rows], ["patient_id"], attrs))
     records += zero_lines(
@@ -179,16 +176,15 @@ def _patients(context: CalculationContext) -> list[dict]:
     # One row per cycle: authorised sessions counted; completion = last authorised row.
     counted = o_authorised.copy()
     counted[orphan_rows] = False
-    n_counted = np.add.reduceat(counted, starts, dtype=np.int64)
     # A cycle whose diagnostic is not authorised has no authorised diagnostic row.
-    keep = (n_counted > 0) & (cycle_zero | o_authorised[starts])
+    keep = np.logical_or.reduceat(counted, starts) & (cycle_zero | o_authorised[starts])
     sessions = np.add.reduceat(counted & ~diag_s, starts, dtype=np.int64)[keep]
     if sessions.size == 0:
         return records
     completed_day = np.maximum.reduceat(np.where(counted, day_s, np.iinfo(np.int64).min), starts)[keep]
     first_line = np.minimum.reduceat(np.where(counted, line[order], np.iinfo(np.int64).max), starts)[keep]
     starts_kept = starts[keep]
-    cycle_contract = cell_s[starts_kept] // max(len(programme_ids), 1)
+    cycle_contract = contract_code[order[starts_kept]]
     cycle_patient = key_s[starts_kept]
     completed = (completed_day * _NS_PER_DAY).view("datetime64[ns]")
     # The cycle belongs to the period of its completion date.
@@ -286,10 +282,15 @@ def _patients(context: CalculationContext) -> list[dict]:
 
 
 def _keys_where(rows: pd.DataFrame, mask: np.ndarray) -> set:
-    """The (contract_id, period_id) of the rows selected by ``mask`` (only those rows converted)."""
+    """The (contract_id, period_id) of the rows selected by ``mask``: the distinct pairs of
+    category codes, then their texts (not a text per row)."""
+    contract, period = rows["contract_id"].array, rows["period_id"].array
+    mask = mask & (contract.codes >= 0) & (period.codes >= 0)  # a missing key makes no line
     if not mask.any():
         return set()
-    return set(zip(rows["contract_id"][mask].tolist(), rows["period_id"][mask].tolist(), strict=True))
+    width = len(period.categories) + 1
+    pairs = np.unique(contract.codes[mask].astype(np.int64) * width + period.codes[mask])
+    return set(zip(contract.categories[pairs // width], period.categories[pairs % width], strict=True))
 
 
 def _key(record: dict) -> tuple:
@@ -433,29 +434,11 @@ def _days(dates, missing: int | None = None) -> np.ndarray:
     return out
 
 
-def _required_at(context, s: pd.DataFrame, contract_code, contracts, day: np.ndarray, rows: np.ndarray):
-    """``patient.diagnostic_required`` looked up for every session, and its value at ``rows``.
-
-    The lookup is made on the sessions' distinct (contract, day) pairs: the same versions are
-    used (and the same warnings given) as for every row, for a fraction of the rows."""
-    name = "patient.diagnostic_required"
-    if not day.size or contract_code.min() < 0:
-        column = context.lookup(name, s["contract_id"], s["session_date"])
-        return column, column.values(missing=True).astype(bool)[rows]
-    low = int(day.min())
-    span = int(day.max()) - low + 1
-    pair = contract_code * span + (day - low)
-    if len(contracts) * span <= 4 * pair.size:
-        cells = np.flatnonzero(np.bincount(pair))
-    else:
-        cells = np.unique(pair)
-    column = context.lookup(
-        name,
-        pd.Series(pd.Categorical.from_codes(cells // span, categories=contracts)),
-        ((cells % span + low) * _NS_PER_DAY).view("datetime64[ns]"),
-    )
-    at = np.searchsorted(cells, pair[rows])
-    return column, column.values(missing=True)[at].astype(bool)
+def _required_at(context: CalculationContext, s: pd.DataFrame, rows: np.ndarray):
+    """``patient.diagnostic_required`` looked up for every session (its versions and warnings
+    cover them all), and its value at ``rows`` only (no value converted for the other rows)."""
+    column = context.lookup("patient.diagnostic_required", s["contract_id"], s["session_date"])
+    return column, attrs.evolve(column, index=column.index[rows]).values(missing=True).astype(bool)
 
 
 def _patient_key(codes: list[np.ndarray]) -> np.ndarray:
@@ -475,31 +458,32 @@ def _patient_key(codes: list[np.ndarray]) -> np.ndarray:
 
 def _order_by_key(key: np.ndarray, day: np.ndarray, diag: np.ndarray, line: np.ndarray):
     """Row order by ``key``, day, diagnostic first, file line — what ``sort_values`` on the text
-    columns gives for codes in text order — and the sorted keys.
+    columns gives for codes in text order — with, in that order, the keys, the days and whether
+    the row is a diagnostic.
 
     Séances are usually listed by date (and a patient's diagnostic before his séances of the same
     day): then one sort by key keeps that order within each key, which is checked; otherwise the
     rows are sorted by day first, then by key (a stable sort keeps the days in order)."""
     if not key.size:
-        return np.zeros(0, dtype=np.int64), key
+        return np.zeros(0, dtype=np.int64), key, day, np.asarray(diag, dtype=bool)
     low = int(day.min())
-    day2 = (day - low) * 2 + ~np.asarray(diag, dtype=bool)
+    day2 = (day - low) * 2 + ~np.asarray(diag, dtype=bool)  # day, then the diagnostic first
     if not bool((line[1:] > line[:-1]).all()):  # rows not in file order: the line breaks ties
         order = np.lexsort((line, day2, key))
-        return order, key[order]
-    order = sort_rows([key])
-    key_s = key[order]
-    within = day2[order]
-    if bool(((key_s[1:] == key_s[:-1]) & (within[1:] < within[:-1])).any()):
-        by_day = sort_rows([day2])
-        order = by_day[sort_rows([key[by_day]])]
+    else:
+        order = sort_rows([key])
+        within = day2[order]
         key_s = key[order]
-    return order, key_s
+        if bool(((key_s[1:] == key_s[:-1]) & (within[1:] < within[:-1])).any()):
+            by_day = sort_rows([day2])
+            order = by_day[sort_rows([key[by_day]])]
+    day2_s = day2[order]
+    return order, key[order], (day2_s >> 1) + low, (day2_s & 1) == 0
 
 
 def _patient_order(codes: list[np.ndarray], day: np.ndarray, diag: np.ndarray, line: np.ndarray):
     """Row order by the key codes, date, diagnostic first, file line, and where each key starts."""
-    order, key_s = _order_by_key(_patient_key(codes), np.asarray(day, dtype=np.int64), diag, np.asarray(line))
+    order, key_s, _, _ = _order_by_key(_patient_key(codes), np.asarray(day, dtype=np.int64), diag, np.asarray(line))
     first = np.ones(order.size, dtype=bool)
     first[1:] = key_s[1:] != key_s[:-1]
     return order, first

@@ -315,8 +315,8 @@ def sort_rows(keys: Sequence[np.ndarray], sizes: Sequence[int] | None = None) ->
         span *= max(int(size), 1)
     if any(int(k.min()) < 0 for k in keys) or span.bit_length() + row_bits > 63:
         return np.lexsort(keys[::-1])
-    packed = np.zeros(n, dtype=np.int64)
-    for key, size in zip(keys, sizes, strict=True):
+    packed = keys[0].astype(np.int64)  # a copy: the keys are left as they are
+    for key, size in zip(keys[1:], sizes[1:], strict=True):
         packed *= max(int(size), 1)
         packed += key
     packed <<= row_bits
