@@ -448,8 +448,8 @@ def _patient_key(codes: list[np.ndarray]) -> np.ndarray:
     sizes = [int(c.max(initial=-1)) + 2 for c in codes]
     if int(np.prod(sizes, dtype=object)) >= 2**62:  # too many distinct values for one key
         return np.unique(np.stack(codes), axis=1, return_inverse=True)[1].reshape(-1).astype(np.int64)
-    key = np.zeros(codes[0].size if codes else 0, dtype=np.int64)
-    for c, size in zip(codes, sizes, strict=True):
+    key = codes[0] + 1
+    for c, size in zip(codes[1:], sizes[1:], strict=True):
         key *= size
         key += c
         key += 1
@@ -470,15 +470,15 @@ def _order_by_key(key: np.ndarray, day: np.ndarray, diag: np.ndarray, line: np.n
     day2 = (day - low) * 2 + ~np.asarray(diag, dtype=bool)  # day, then the diagnostic first
     if not bool((line[1:] > line[:-1]).all()):  # rows not in file order: the line breaks ties
         order = np.lexsort((line, day2, key))
+        key_s, day2_s = key[order], day2[order]
     else:
         order = sort_rows([key])
-        within = day2[order]
-        key_s = key[order]
-        if bool(((key_s[1:] == key_s[:-1]) & (within[1:] < within[:-1])).any()):
+        key_s, day2_s = key[order], day2[order]
+        if bool(((key_s[1:] == key_s[:-1]) & (day2_s[1:] < day2_s[:-1])).any()):
             by_day = sort_rows([day2])
             order = by_day[sort_rows([key[by_day]])]
-    day2_s = day2[order]
-    return order, key[order], (day2_s >> 1) + low, (day2_s & 1) == 0
+            key_s, day2_s = key[order], day2[order]
+    return order, key_s, (day2_s >> 1) + low, (day2_s & 1) == 0
 
 
 def _patient_order(codes: list[np.ndarray], day: np.ndarray, diag: np.ndarray, line: np.ndarray):
