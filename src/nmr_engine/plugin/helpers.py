@@ -322,4 +322,5 @@ def sort_rows(keys: Sequence[np.ndarray], sizes: Sequence[int] | None = None) ->
     packed <<= row_bits
     packed |= np.arange(n, dtype=np.int64)
     packed.sort()
-    return packed & ((1 << row_bits) - 1)
+    packed &= (1 << row_bits) - 1  # the row positions, in place
+    return packed
