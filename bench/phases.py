@@ -1,6 +1,6 @@
 """Where the time of ``Workspace.calculate`` goes, phase by phase, without a profiler's overhead.
 
-    python bench/phases.py DATASET_FOLDER [--period 2013]
+    python bench/phases.py DATASET_FOLDER [--period 2013] [--modules etp,asalee] [--repeat N]
 
 Replays the steps of ``Workspace.calculate`` for each module (periods, reading and validating
 each table, the plugin's cross-table checks, the plugin's calculation, the core's check of the
@@ -41,12 +41,19 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder")
     parser.add_argument("--period", default="2013")
+    parser.add_argument("--modules", default="", help="comma-separated module codes to replay (default: all)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run the cross-table checks and the calculation N times (to average)"
+    )
     args = parser.parse_args(argv)
     folder = Path(args.folder)
     t = Timer()
     ws = t("load contracts and parameters", Workspace, folder / "contracts", folder / "data")
     known = {c.id for c in ws.contracts}
+    only = {m for m in args.modules.split(",") if m}
     for code, registered in ws.registry.modules().items():
+        if only and code not in only:
+            continue
         history = t(f"{code}: periods (history)", module_periods_frame, ws.contracts, code)
         selected = t(f"{code}: periods (selected)", module_periods_frame, ws.contracts, code, [args.period])
         if history.empty:
@@ -59,9 +66,10 @@ def main(argv=None) -> int:
                 frame = t(f"{code}: periods of {spec.name} rows", assign_periods, frame, spec.event_date, history, code)
             tables[spec.name] = frame
         context = CalculationContext(registered.spec, selected, history, tables, ws.parameters, ws.run_date)
-        problems = t(f"{code}: plugin cross-table checks", ws.registry.validate_inputs, code, tables, context)
-        assert not problems, problems[:3]
-        lines = t(f"{code}: plugin calculation", ws.registry.calculate, code, context)
+        for _ in range(args.repeat):
+            problems = t(f"{code}: plugin cross-table checks", ws.registry.validate_inputs, code, tables, context)
+            assert not problems, problems[:3]
+            lines = t(f"{code}: plugin calculation", ws.registry.calculate, code, context)
         t(f"{code}: core check of the lines", validate_lines, lines, code, context, registered.plugin_name)
     total_wall = sum(w for label, w, _ in t.rows if not label.startswith("load"))
     print(f"{'phase':55} {'wall s':>8} {'cpu s':>8} {'share':>6}")

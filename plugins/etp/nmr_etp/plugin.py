@@ -8,7 +8,7 @@ from nmr_engine.errors import Problem
 from nmr_engine.plugin import API_VERSION, ModuleSpec, hookimpl
 
 from . import __version__
-from .rules import calculate, declared_programmes, sorted_codes
+from .rules import calculate, category_codes, declared_programmes
 from .synth import synthesise
 from .tables import TABLES
 
@@ -33,8 +33,8 @@ def nmr_register_modules(register):
 def nmr_validate_inputs(module, tables):
     """Every session must name a programme declared for its contract."""
     sessions, programmes = tables["sessions"], tables["programmes"]
-    contract_code, contracts = sorted_codes(sessions["contract_id"])
-    programme_code, programme_ids = sorted_codes(sessions["programme_id"])
+    contract_code, contracts = category_codes(sessions["contract_id"])
+    programme_code, programme_ids = category_codes(sessions["programme_id"])
     declared = declared_programmes(programmes, contracts, programme_ids, contract_code, programme_code)
     unknown = np.flatnonzero(declared < 0)
     file = sessions.attrs.get("file", "sessions.csv")

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from nmr_engine.plugin import CalculationContext, lines_frame
-from nmr_engine.plugin.helpers import in_computed_periods, priced_lines, zero_lines
+from nmr_engine.plugin.helpers import in_computed_periods, priced_lines, sort_rows, zero_lines
 
 
 def calculate(context: CalculationContext) -> pd.DataFrame:
@@ -107,37 +107,39 @@ def _structuring(context: CalculationContext) -> list[dict]:
 
 
 # -- patient forfaits -------------------------------------------------------------------
-# Sessions are sorted once (contract, programme, patient, date, diagnostic first, file line) with
-# integer codes; cycles are then runs of that order, reduced with numpy, not pandas groups.
+# Sessions are put once in (contract, programme, patient, date, diagnostic first, file line) order
+# with integer codes (one int64 sort, see :func:`_order_by_key`); cycles are then runs of that
+# order, reduced with numpy, and only the cycles (≈ 1 per 5 séances) become a frame.
 def _patients(context: CalculationContext) -> list[dict]:
     s = context.tables["sessions"]
     if s.empty:
         return []
     attrs = dict(s.attrs)
     progs = context.tables["programmes"]
-    contract_code, contracts = sorted_codes(s["contract_id"])
-    programme_code, programme_ids = sorted_codes(s["programme_id"])
+    contract_code, contracts = category_codes(s["contract_id"])
+    programme_code, programme_ids = category_codes(s["programme_id"])
     # Patients need not be in text order: nothing computed depends on the order between them.
     patient_code, _ = pd.factorize(s["patient_id"])
-    prog_row = declared_programmes(progs, contracts, programme_ids, contract_code, programme_code)
-    day = s["session_date"].to_numpy()
-    auth_from = np.append(progs["authorised_from"].to_numpy(), np.datetime64("NaT"))[prog_row]
-    auth_to = np.append(progs["authorised_to"].to_numpy(), np.datetime64("NaT"))[prog_row]
-    authorised = (day >= auth_from) & (np.isnat(auth_to) | (day <= auth_to))
+    grid = programme_grid(progs, contracts, programme_ids)
+    cell = _cells(contract_code, programme_code, len(programme_ids), len(grid) - 1)
+    day = _days(s["session_date"], dtype=np.int32)  # half the memory of int64 for 5 M séances
     diag = s["kind"].eq("diagnostic").to_numpy(dtype=bool)
     line = s["_line"].to_numpy()
 
-    # Within a day the diagnostic comes first; a cycle is opened by each diagnostic.
-    ns_per_day = 86_400_000_000_000
-    order, first_of_patient = _patient_order(
-        [contract_code, programme_code, patient_code], day.view(np.int64) // ns_per_day, diag, line
-    )
-    cycle = _cumsum_within(diag[order], first_of_patient)
-    o_authorised = authorised[order]
+    key = _patient_key([cell, patient_code])
+    order, key_s, day_s, diag_s = _order_by_key(key, day, diag, line)
+    first_of_patient = np.r_[True, key_s[1:] != key_s[:-1]]
+    # authorised days of each (contract, programme) cell's programme (a missing end: none)
+    never = np.iinfo(np.int32).max
+    auth_from = np.append(_days(progs["authorised_from"], missing=never, dtype=np.int32), never)[grid]
+    auth_to = np.append(_days(progs["authorised_to"], missing=never, dtype=np.int32), never)[grid]
+    auth_to[grid < 0] = -1
+    o_authorised = ((day >= auth_from[cell]) & (day <= auth_to[cell]))[order]
 
     records = []
-    unauthorised = _session_rows(s, order[~o_authorised], ["programme_id"], attrs)
-    rows_prog = prog_row[order[~o_authorised]]
+    rows_out = order[~o_authorised]
+    unauthorised = _session_rows(s, rows_out, ["programme_id"], attrs)
+    rows_prog = grid[cell[rows_out]]
     for col in ("title", "authorised_from", "authorised_to"):
         unauthorised[col] = _take(progs[col], rows_prog)
     unauthorised = in_computed_periods(context, unauthorised)
@@ -150,10 +152,14 @@ def _patients(context: CalculationContext) -> list[dict]:
         reason=_unauthorised_reasons(unauthorised),
     )
 
-    diag_required = context.lookup("patient.diagnostic_required", s["contract_id"], s["session_date"])
-    required = diag_required.values(missing=True).astype(bool)[order]
-    orphan = (cycle == 0) & required & o_authorised
-    orphans = in_computed_periods(context, _session_rows(s, order[orphan], ["patient_id"], attrs))
+    # Cycles: each diagnostic opens one; a patient's séances before any diagnostic form cycle 0.
+    starts = np.flatnonzero(first_of_patient | diag_s)
+    cycle_zero = ~diag_s[starts]
+    in_cycle_zero = np.repeat(cycle_zero, np.diff(np.r_[starts, order.size]))
+    candidates = np.flatnonzero(in_cycle_zero & o_authorised)
+    diag_required, required = _required_at(context, s, order[candidates])
+    orphan_rows = candidates[required]
+    orphans = in_computed_periods(context, _session_rows(s, order[orphan_rows], ["patient_id"], attrs))
     records += zero_lines(
         context,
         orphans,
@@ -168,57 +174,60 @@ def _patients(context: CalculationContext) -> list[dict]:
     )
 
     # One row per cycle: authorised sessions counted; completion = last authorised row.
-    counted = np.flatnonzero(o_authorised & ~orphan)
-    if counted.size == 0:
-        return records
-    patient_no = (np.cumsum(first_of_patient) - 1)[counted]
-    c_cycle = cycle[counted]
-    starts = np.flatnonzero(np.r_[True, (patient_no[1:] != patient_no[:-1]) | (c_cycle[1:] != c_cycle[:-1])])
-    rows = order[counted]
-    c_diag = diag[rows]
-    has_diag = np.logical_or.reduceat(c_diag, starts)
+    counted = o_authorised.copy()
+    counted[orphan_rows] = False
     # A cycle whose diagnostic is not authorised has no authorised diagnostic row.
-    keep = has_diag | (c_cycle[starts] == 0)
-    starts_kept = starts[keep]
-    sessions = np.add.reduceat((~c_diag).astype(np.int64), starts)[keep]
-    completed = np.maximum.reduceat(day[rows], starts)[keep]
-    first_line = np.minimum.reduceat(line[rows], starts)[keep]
-    cycle_contract = contract_code[rows[starts_kept]]
-    cycle_patient = patient_no[starts_kept]
+    keep = np.logical_or.reduceat(counted, starts) & (cycle_zero | o_authorised[starts])
+    sessions = np.add.reduceat(counted & ~diag_s, starts, dtype=np.int64)[keep]
     if sessions.size == 0:
         return records
+    # the rows not counted out of the reductions, in place (the sorted days are not needed after)
+    uncounted = ~counted
+    day_s[uncounted] = np.iinfo(day_s.dtype).min
+    completed_day = np.maximum.reduceat(day_s, starts)[keep]
+    line_s = line[order]
+    line_s[uncounted] = np.iinfo(line_s.dtype).max
+    first_line = np.minimum.reduceat(line_s, starts)[keep]
+    starts_kept = starts[keep]
+    cycle_contract = contract_code[order[starts_kept]]
+    cycle_patient = key_s[starts_kept]
+    completed = (completed_day.astype(np.int64) * _NS_PER_DAY).view("datetime64[ns]")
     # The cycle belongs to the period of its completion date.
     history = context.history
     period_row = _period_rows(history, contracts, cycle_contract, completed)
-    # contract and period as categories in text order: grouped as their texts, without a text per cycle
-    period_code, period_names = pd.factorize(history["period_id"], sort=True)
-    cycles = pd.DataFrame(
-        {
-            "contract_id": pd.Categorical.from_codes(cycle_contract, categories=contracts),
-            "period_id": pd.Categorical.from_codes(np.append(period_code, -1)[period_row], categories=period_names),
-            "completed_on": completed,
-            "sessions": sessions,
-            "_line": first_line,
-        }
-    )
-    cycles.attrs = dict(attrs)
 
-    tiers = context.lookup("patient.tiers", cycles["contract_id"], cycles["completed_on"])
-    above = context.lookup("patient.above_top_tier", cycles["contract_id"], cycles["completed_on"])
-    tier_no, tier_label, beyond_top = _tier_of(sessions, tiers, above)
-    cycles["_tier"] = tier_no
-    cycles["_beyond_top"] = beyond_top
+    # The parameters are read for every cycle (their versions and warnings cover all of them);
+    # the lines are made of the cycles of the periods computed only.
+    contract_of_cycle = pd.Series(pd.Categorical.from_codes(cycle_contract, categories=contracts))
+    tiers = context.lookup("patient.tiers", contract_of_cycle, completed)
+    above = context.lookup("patient.above_top_tier", contract_of_cycle, completed)
+    tier_no, label_code, labels, beyond_top = _tier_of(sessions, tiers, above)
 
     # Cap on cycles per patient, programme and period: cycles run in completion order per patient.
-    cap = context.lookup("patient.max_cycles_per_period", cycles["contract_id"], cycles["completed_on"])
+    cap = context.lookup("patient.max_cycles_per_period", contract_of_cycle, completed)
     payable = tier_no >= 0
     group_start = np.r_[True, (cycle_patient[1:] != cycle_patient[:-1]) | (period_row[1:] != period_row[:-1])]
     rank = _cumsum_within(payable, group_start)
     over_cap = payable & (period_row >= 0) & (rank > cap.values(missing=0))
 
     wanted = _selected_history(context)
-    sel = (period_row >= 0) & np.append(wanted, False)[period_row]
-    too_few = cycles[sel & (tier_no == -1)]
+    sel = np.flatnonzero((period_row >= 0) & np.append(wanted, False)[period_row])
+    # contract and period as categories in text order: grouped as their texts, without a text per cycle
+    period_code, period_names = pd.factorize(history["period_id"], sort=True)
+    cycles = pd.DataFrame(
+        {
+            "contract_id": pd.Categorical.from_codes(cycle_contract[sel], categories=contracts),
+            "period_id": pd.Categorical.from_codes(period_code[period_row[sel]], categories=period_names),
+            "completed_on": completed[sel],
+            "sessions": sessions[sel],
+            "_line": first_line[sel],
+        }
+    )
+    cycles.attrs = dict(attrs)
+    tier_no, label_code, beyond_top, over_cap = tier_no[sel], label_code[sel], beyond_top[sel], over_cap[sel]
+    payable = tier_no >= 0
+
+    too_few = cycles[tier_no == -1]
     too_few.attrs = dict(attrs)
     records += zero_lines(
         context,
@@ -229,7 +238,7 @@ def _patients(context: CalculationContext) -> list[dict]:
         reason=_few_sessions_reasons(too_few),
         parameters=_versions_used(tiers),
     )
-    too_many = cycles[sel & (tier_no == -2)]
+    too_many = cycles[tier_no == -2]
     too_many.attrs = dict(attrs)
     records += zero_lines(
         context,
@@ -240,7 +249,7 @@ def _patients(context: CalculationContext) -> list[dict]:
         reason="plus de séances que le dernier palier et règle « nothing » en vigueur",
         parameters=(*_versions_used(tiers), *_versions_used(above)),
     )
-    capped = cycles[sel & payable & over_cap]
+    capped = cycles[payable & over_cap]
     capped.attrs = dict(attrs)
     records += zero_lines(
         context,
@@ -251,17 +260,18 @@ def _patients(context: CalculationContext) -> list[dict]:
         reason="un seul cycle payé par patient, programme et période (paramètre patient.max_cycles_per_period)",
         parameters=_versions_used(cap),
     )
-    paid = sel & payable & ~over_cap
+    paid = payable & ~over_cap
     # The above-top-tier rule explains a line only when it capped one of its cycles: the lines
     # concerned are found once from the cycles' keys, and the rule's versions once for all lines
     # (not a group frame and a pass over every cycle per line).
     above_used = _versions_used(above) if beyond_top[paid].any() else ()
-    for label in sorted(set(tier_label[paid])):
-        mask = paid & (tier_label == label)
+    for code in sorted(np.unique(label_code[paid]).tolist(), key=labels.__getitem__):
+        label = labels[code]
+        mask = paid & (label_code == code)
         group = cycles[mask]
         group.attrs = dict(attrs)
         price = context.lookup("patient.tiers", group["contract_id"], group["completed_on"])
-        amounts = _tier_amounts(group["_tier"].to_numpy(), price)
+        amounts = _tier_amounts(tier_no[mask], price)
         lines = priced_lines(
             context,
             group,
@@ -277,10 +287,15 @@ def _patients(context: CalculationContext) -> list[dict]:
 
 
 def _keys_where(rows: pd.DataFrame, mask: np.ndarray) -> set:
-    """The (contract_id, period_id) of the rows selected by ``mask`` (only those rows converted)."""
+    """The (contract_id, period_id) of the rows selected by ``mask``: the distinct pairs of
+    category codes, then their texts (not a text per row)."""
+    contract, period = rows["contract_id"].array, rows["period_id"].array
+    mask = mask & (contract.codes >= 0) & (period.codes >= 0)  # a missing key makes no line
     if not mask.any():
         return set()
-    return set(zip(rows["contract_id"][mask].tolist(), rows["period_id"][mask].tolist(), strict=True))
+    width = len(period.categories) + 1
+    pairs = np.unique(contract.codes[mask].astype(np.int64) * width + period.codes[mask])
+    return set(zip(contract.categories[pairs // width], period.categories[pairs % width], strict=True))
 
 
 def _key(record: dict) -> tuple:
@@ -351,7 +366,7 @@ def _take(column: pd.Series, rows: np.ndarray) -> pd.Series:
 
 def _session_rows(s: pd.DataFrame, rows: np.ndarray, extra: list[str], attrs: dict) -> pd.DataFrame:
     """A narrow copy of the sessions at positions ``rows``: keys, ``_line`` and ``extra`` columns."""
-    out = s[["contract_id", "period_id", "_line", *extra]].iloc[rows].reset_index(drop=True)
+    out = s.iloc[rows][["contract_id", "period_id", "_line", *extra]].reset_index(drop=True)
     out.attrs = dict(attrs)
     return out
 
@@ -373,18 +388,114 @@ def sorted_codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return codes.astype(np.int64), pd.Index(uniques)
 
 
-def declared_programmes(progs, contracts, programme_ids, contract_code, programme_code) -> np.ndarray:
-    """Row of ``programmes`` declaring each session's programme (-1: none), given the sessions'
-    contract and programme codes into ``contracts`` and ``programme_ids``."""
+def category_codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """An integer code per row (-1: missing) into the returned values: a category's own codes
+    (int8 to int32, not copied) and categories (in any order, unused ones included: no pass to
+    renumber them), else ``pd.factorize``. For grouping and joining, where the order of the values
+    does not matter; widen the codes before any arithmetic."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy(), pd.Index(column.cat.categories)
+    codes, uniques = pd.factorize(column)
+    return codes.astype(np.int64), pd.Index(uniques)
+
+
+def programme_grid(progs: pd.DataFrame, contracts, programme_ids) -> np.ndarray:
+    """Row of ``programmes`` declaring each (contract, programme) cell ``contract * len(programme_ids)
+    + programme`` (codes into ``contracts`` and ``programme_ids``); -1: none. One more cell at the
+    end, -1, for a missing code (see :func:`_cells`)."""
     width = max(len(programme_ids), 1)
     p_contract = pd.Index(contracts).get_indexer(progs["contract_id"]).astype(np.int64)
     p_programme = pd.Index(programme_ids).get_indexer(progs["programme_id"]).astype(np.int64)
     known = (p_contract >= 0) & (p_programme >= 0)
-    # a (contract, programme) grid: one gather per session instead of hashing its key
-    grid = np.full(max(len(contracts), 1) * width + 1, -1, dtype=np.int64)  # last cell: missing code
+    grid = np.full(max(len(contracts), 1) * width + 1, -1, dtype=np.int64)
     grid[p_contract[known] * width + p_programme[known]] = np.flatnonzero(known)
-    cell = contract_code * width + programme_code
-    return grid[np.where((contract_code >= 0) & (programme_code >= 0), cell, len(grid) - 1)]
+    return grid
+
+
+def _cells(contract_code: np.ndarray, programme_code: np.ndarray, n_programmes: int, missing: int) -> np.ndarray:
+    """The (contract, programme) cell of each row (see :func:`programme_grid`); ``missing`` when a
+    code is missing."""
+    cell = contract_code.astype(np.int64)
+    cell *= max(n_programmes, 1)
+    cell += programme_code
+    if contract_code.size and (contract_code.min() < 0 or programme_code.min() < 0):
+        cell[(contract_code < 0) | (programme_code < 0)] = missing
+    return cell
+
+
+def declared_programmes(progs, contracts, programme_ids, contract_code, programme_code) -> np.ndarray:
+    """Row of ``programmes`` declaring each session's programme (-1: none), given the sessions'
+    contract and programme codes into ``contracts`` and ``programme_ids``."""
+    grid = programme_grid(progs, contracts, programme_ids)  # one gather per session, no key hashed
+    return grid[_cells(np.asarray(contract_code), np.asarray(programme_code), len(programme_ids), len(grid) - 1)]
+
+
+_NS_PER_DAY = 86_400_000_000_000
+
+
+def _days(dates, missing: int | None = None, dtype=np.int64) -> np.ndarray:
+    """Days since 1970-01-01 of a datetime64 column, as ``dtype`` (int32 holds every date pandas
+    holds); ``missing`` for NaT (when given)."""
+    raw = np.asarray(dates).astype("datetime64[ns]", copy=False)
+    out = np.floor_divide(raw.view(np.int64), _NS_PER_DAY, out=np.empty(raw.shape, dtype=dtype), casting="unsafe")
+    if missing is not None:
+        out[np.isnat(raw)] = missing
+    return out
+
+
+def _required_at(context: CalculationContext, s: pd.DataFrame, rows: np.ndarray):
+    """``patient.diagnostic_required`` looked up for every session (its versions and warnings
+    cover them all), and its value at ``rows`` only (no value converted for the other rows)."""
+    column = context.lookup("patient.diagnostic_required", s["contract_id"], s["session_date"])
+    return column, attrs.evolve(column, index=column.index[rows]).values(missing=True).astype(bool)
+
+
+def _patient_key(codes: list[np.ndarray]) -> np.ndarray:
+    """One non-negative int64 per row for its tuple of ``codes`` (-1: missing), in the order of
+    the tuples (missing first, as ``np.lexsort`` puts -1)."""
+    codes = [np.asarray(c, dtype=np.int64) for c in codes]
+    sizes = [int(c.max(initial=-1)) + 2 for c in codes]
+    if int(np.prod(sizes, dtype=object)) >= 2**62:  # too many distinct values for one key
+        return np.unique(np.stack(codes), axis=1, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    key = codes[0] + 1
+    for c, size in zip(codes[1:], sizes[1:], strict=True):
+        key *= size
+        key += c
+        key += 1
+    return key
+
+
+def _order_by_key(key: np.ndarray, day: np.ndarray, diag: np.ndarray, line: np.ndarray):
+    """Row order by ``key``, day, diagnostic first, file line — what ``sort_values`` on the text
+    columns gives for codes in text order — with, in that order, the keys, the days and whether
+    the row is a diagnostic.
+
+    Séances are usually listed by date (and a patient's diagnostic before his séances of the same
+    day): then one sort by key keeps that order within each key, which is checked; otherwise the
+    rows are sorted by day first, then by key (a stable sort keeps the days in order)."""
+    if not key.size:
+        return np.zeros(0, dtype=np.int64), key, day, np.asarray(diag, dtype=bool)
+    low = int(day.min())
+    day2 = (day - low) * 2 + ~np.asarray(diag, dtype=bool)  # day, then the diagnostic first
+    if not bool((line[1:] > line[:-1]).all()):  # rows not in file order: the line breaks ties
+        order = np.lexsort((line, day2, key))
+        key_s, day2_s = key[order], day2[order]
+    else:
+        order = sort_rows([key])
+        key_s, day2_s = key[order], day2[order]
+        if bool(((key_s[1:] == key_s[:-1]) & (day2_s[1:] < day2_s[:-1])).any()):
+            by_day = sort_rows([day2])
+            order = by_day[sort_rows([key[by_day]])]
+            key_s, day2_s = key[order], day2[order]
+    return order, key_s, (day2_s >> 1) + low, (day2_s & 1) == 0
+
+
+def _patient_order(codes: list[np.ndarray], day: np.ndarray, diag: np.ndarray, line: np.ndarray):
+    """Row order by the key codes, date, diagnostic first, file line, and where each key starts."""
+    order, key_s, _, _ = _order_by_key(_patient_key(codes), np.asarray(day, dtype=np.int64), diag, np.asarray(line))
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = key_s[1:] != key_s[:-1]
+    return order, first
 
 
 def _period_rows(history: pd.DataFrame, contracts, contract_code: np.ndarray, days: np.ndarray) -> np.ndarray:
@@ -413,36 +524,6 @@ def _selected_history(context: CalculationContext) -> np.ndarray:
     return np.asarray(keys.isin(wanted), dtype=bool)
 
 
-def _patient_order(codes: list[np.ndarray], day: np.ndarray, diag: np.ndarray, line: np.ndarray):
-    """Row order by the key codes, date, diagnostic first, file line — for codes factorized in
-    text order, what ``sort_values`` on the text columns gives — and where each key starts."""
-    codes = [np.asarray(c, dtype=np.int64) for c in codes]
-    sizes = [int(c.max()) + 1 if c.size else 1 for c in codes]
-    if sizes[0] * sizes[1] * sizes[2] < 2**62:
-        keys = [(codes[0] * sizes[1] + codes[1]) * sizes[2] + codes[2]]
-    else:  # too many distinct values for one key: sort on the three codes
-        keys = codes
-    not_diag = (~diag).astype(np.int64)
-    low, span = (int(day.min()), int(day.max()) - int(day.min()) + 1) if day.size else (0, 1)
-    if len(keys) == 1 and (int(keys[0].max(initial=0)) + 1) * span * 2 < 2**62:
-        # one int64 key (patient, date, diagnostic first); the line breaks ties. Without ties (the
-        # reader refuses duplicate séances) any sort gives that order, and a plain one is faster.
-        key = (keys[0] * span + (day - low)) * 2 + not_diag
-        order = np.argsort(key)
-        ordered = key[order]
-        if bool((ordered[1:] == ordered[:-1]).any()):
-            order = np.lexsort((line, key))
-            ordered = key[order]
-        sorted_keys = [ordered // (span * 2)]
-    else:
-        order = np.lexsort((line, not_diag, day, *reversed(keys)))
-        sorted_keys = [k[order] for k in keys]
-    first = np.ones(order.size, dtype=bool)
-    if order.size:
-        first[1:] = np.logical_or.reduce([k[1:] != k[:-1] for k in sorted_keys])
-    return order, first
-
-
 def _cumsum_within(flags: np.ndarray, first: np.ndarray) -> np.ndarray:
     """Running count of ``flags`` restarting at each ``first`` row (groupby(...).cumsum())."""
     flags = np.asarray(flags, dtype=np.int64)
@@ -451,31 +532,46 @@ def _cumsum_within(flags: np.ndarray, first: np.ndarray) -> np.ndarray:
     return total - np.maximum.accumulate(before)
 
 
-def _tier_of(sessions: np.ndarray, tiers, above) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Tier index per cycle (-1: below the first tier, -2: above the top and not paid), a label,
-    and whether the cycle had more séances than the top tier."""
-    tier_no = np.full(len(sessions), -1, dtype=np.int64)
-    beyond_top = np.zeros(len(sessions), dtype=bool)
-    labels = np.full(len(sessions), "", dtype=object)
-    policy = above.values(missing="top_tier")
-    for v_index in np.unique(tiers.index):
+def _tier_of(sessions: np.ndarray, tiers, above) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """Tier index per cycle (-1: below the first tier, -2: above the top and not paid), its label
+    (a code into the labels returned, "" for none), and whether the cycle had more séances than
+    the top tier. Each version's scale is read once into a table by number of séances."""
+    top_policy = np.array([not v.in_force or v.value == "top_tier" for v in above.versions] + [True])
+    width = int(sessions.max(initial=0)) + 1
+    tier_table = np.full((len(tiers.versions) + 1, width), -1, dtype=np.int64)  # last row: no version
+    label_table = np.zeros((len(tiers.versions) + 1, width), dtype=np.int64)
+    beyond_table = np.zeros((len(tiers.versions) + 1, width), dtype=bool)
+    labels = [""]
+    counts = np.arange(width)
+    for v_index in np.unique(tiers.index).tolist():
         version = tiers.versions[v_index] if v_index < len(tiers.versions) else None
-        rows = tiers.index == v_index
         if version is None or not version.in_force:
             continue
         table = version.value
         for i, tier in enumerate(table):
-            hit = rows & (sessions >= tier["min_sessions"]) & (sessions <= tier["max_sessions"])
-            tier_no[hit] = i
-            labels[hit] = f"{tier['min_sessions']}_{tier['max_sessions']}"
-        top = table[-1]
-        beyond = rows & (sessions > top["max_sessions"])
-        beyond_top |= beyond
-        capped = beyond & (policy == "top_tier")
-        tier_no[capped] = len(table) - 1
-        labels[capped] = f"{top['min_sessions']}_{top['max_sessions']}"
-        tier_no[beyond & (policy != "top_tier")] = -2
-    return tier_no, labels, beyond_top
+            hit = (counts >= tier["min_sessions"]) & (counts <= tier["max_sessions"])
+            tier_table[v_index, hit] = i
+            label_table[v_index, hit] = _label_code(labels, tier)
+        beyond_table[v_index] = counts > table[-1]["max_sessions"]
+        # more séances than the top tier: the top tier (top_tier policy) or nothing (-2)
+        tier_table[v_index, beyond_table[v_index]] = len(table) - 1
+        label_table[v_index, beyond_table[v_index]] = _label_code(labels, table[-1])
+    version_row = np.asarray(tiers.index)
+    tier_no = tier_table[version_row, sessions]
+    label_code = label_table[version_row, sessions]
+    beyond_top = beyond_table[version_row, sessions]
+    refused = beyond_top & ~top_policy[np.asarray(above.index)]
+    tier_no[refused] = -2
+    label_code[refused] = 0
+    return tier_no, label_code, labels, beyond_top
+
+
+def _label_code(labels: list[str], tier: dict) -> int:
+    """Code of a tier's label (``min_max``) in ``labels``, appended when new."""
+    label = f"{tier['min_sessions']}_{tier['max_sessions']}"
+    if label not in labels:
+        labels.append(label)
+    return labels.index(label)
 
 
 def _tier_amounts(tier_no: np.ndarray, tiers) -> np.ndarray:

@@ -293,3 +293,34 @@ def _format_lines(file: str, lines: np.ndarray, limit: int = 8) -> str:
     shown = ", ".join(str(x) for x in lines[:limit])
     more = "…" if len(lines) > limit else ""
     return f"{file}, ligne(s) {shown}{more}"
+
+
+def sort_rows(keys: Sequence[np.ndarray], sizes: Sequence[int] | None = None) -> np.ndarray:
+    """Row order by the non-negative integer ``keys`` (the first the major one), ties in row
+    order: what ``np.lexsort(keys[::-1])`` gives (a stable sort).
+
+    ``sizes``: an upper bound (exclusive) of each key, read from the keys when not given. When
+    the keys and the row positions fit in one int64, they are packed into it and the values are
+    sorted (``np.sort`` of int64 is several times faster than an argsort at millions of rows);
+    otherwise ``np.lexsort``."""
+    keys = [np.asarray(k) for k in keys]
+    n = len(keys[0]) if keys else 0
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if sizes is None:
+        sizes = [int(k.max()) + 1 for k in keys]
+    row_bits = max(int(n - 1).bit_length(), 1)
+    span = 1
+    for size in sizes:
+        span *= max(int(size), 1)
+    if any(int(k.min()) < 0 for k in keys) or span.bit_length() + row_bits > 63:
+        return np.lexsort(keys[::-1])
+    packed = keys[0].astype(np.int64)  # a copy: the keys are left as they are
+    for key, size in zip(keys[1:], sizes[1:], strict=True):
+        packed *= max(int(size), 1)
+        packed += key
+    packed <<= row_bits
+    packed |= np.arange(n, dtype=np.int64)
+    packed.sort()
+    packed &= (1 << row_bits) - 1  # the row positions, in place
+    return packed
