@@ -209,25 +209,6 @@ def test_explanations_name_their_inputs_and_sources(etp):
     assert "above_top_tier" not in text  # not consulted for a 3–4 cycle
 
 
-def test_codes_of_a_category_are_those_of_its_text():
-    import numpy as np
-    import pandas as pd
-    from nmr_etp.rules import sorted_codes
-
-    text = pd.Series(["P2", "P10", None, "P2", "P1"], dtype=object)
-    expected_codes, expected_values = pd.factorize(text, sort=True)  # P1, P10, P2
-    for column in (
-        text,
-        text.astype("category"),  # categories in text order: read from the codes
-        pd.Series(pd.Categorical(text, categories=["P9", "P2", "P10", "P1"])),  # not in text order
-        pd.Series(pd.Categorical(text, categories=["P1", "P10", "P2", "P3"])),  # an unused category
-    ):
-        codes, values = sorted_codes(column)
-        assert codes.tolist() == expected_codes.tolist() == [2, 1, -1, 2, 0]
-        assert list(values) == list(expected_values) == ["P1", "P10", "P2"]
-        assert codes.dtype == np.int64
-
-
 def test_programme_of_each_session():
     import numpy as np
     import pandas as pd
@@ -244,7 +225,7 @@ def test_programme_of_each_session():
 
 def test_session_order_breaks_ties_by_file_line():
     import numpy as np
-    from nmr_etp.rules import _patient_order
+    from nmr_etp.rules import _order_by_key, _patient_key
 
     # two rows of the same patient, day and kind (only possible without the reader's uniqueness
     # check): the file line decides, as with the reference order
@@ -252,10 +233,10 @@ def test_session_order_breaks_ties_by_file_line():
     day = np.array([5, 5, 3, 5])
     diag = np.array([False, True, False, False])
     line = np.array([9, 2, 7, 4])
-    order, first = _patient_order(codes, day, diag, line)
+    order, key_sorted, _, _ = _order_by_key(_patient_key(codes), day, diag, line)
     assert order.tolist() == np.lexsort((line, (~diag).astype(int), day, *reversed(codes))).tolist()
     assert order.tolist() == [1, 3, 2, 0]
-    assert first.tolist() == [True, False, True, False]
+    assert (key_sorted[1:] != key_sorted[:-1]).tolist() == [False, True, False]  # where each patient starts
 
 
 def test_rows_of_the_computed_periods_keep_their_order_and_file(etp):

@@ -371,23 +371,6 @@ def _session_rows(s: pd.DataFrame, rows: np.ndarray, extra: list[str], attrs: di
     return out
 
 
-def sorted_codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """An int64 code per row (-1: missing) and the distinct values in text order, as
-    ``pd.factorize(column, sort=True)`` gives for text — read from the codes when the column is
-    a category (the reader's ``contract_id`` and ``Column(category=True)``), no row hashed."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        if not column.cat.categories.is_monotonic_increasing:  # factorize would follow their order
-            column = column.cat.reorder_categories(column.cat.categories.sort_values())
-        codes = column.cat.codes.to_numpy().astype(np.int64)
-        present = codes >= 0
-        used = np.bincount(codes[present], minlength=len(column.cat.categories)) > 0
-        if not used.all():  # number the categories present only, as factorize does
-            codes[present] = (np.cumsum(used) - 1)[codes[present]]
-        return codes, pd.Index(column.cat.categories[used])
-    codes, uniques = pd.factorize(column, sort=True)
-    return codes.astype(np.int64), pd.Index(uniques)
-
-
 def category_codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """An integer code per row (-1: missing) into the returned values: a category's own codes
     (int8 to int32, not copied) and categories (in any order, unused ones included: no pass to
@@ -488,14 +471,6 @@ def _order_by_key(key: np.ndarray, day: np.ndarray, diag: np.ndarray, line: np.n
             order = by_day[sort_rows([key[by_day]])]
             key_s, day2_s = key[order], day2[order]
     return order, key_s, (day2_s >> 1) + low, (day2_s & 1) == 0
-
-
-def _patient_order(codes: list[np.ndarray], day: np.ndarray, diag: np.ndarray, line: np.ndarray):
-    """Row order by the key codes, date, diagnostic first, file line, and where each key starts."""
-    order, key_s, _, _ = _order_by_key(_patient_key(codes), np.asarray(day, dtype=np.int64), diag, np.asarray(line))
-    first = np.ones(order.size, dtype=bool)
-    first[1:] = key_s[1:] != key_s[:-1]
-    return order, first
 
 
 def _period_rows(history: pd.DataFrame, contracts, contract_code: np.ndarray, days: np.ndarray) -> np.ndarray:
