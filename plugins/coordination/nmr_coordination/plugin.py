@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from nmr_engine.decimals import DECIMAL, decimal_micro
 from nmr_engine.errors import Problem, row_problems
 from nmr_engine.plugin import API_VERSION, ModuleSpec, hookimpl
+from nmr_engine.plugin.helpers import row_positions
 from nmr_engine.plugin.intervals import overlapping_intervals
 
 from . import __version__
-from .rules import SCORINGS, _joint_codes, calculate
+from .rules import SCORINGS, calculate
 from .synth import synthesise
 from .tables import TABLES
 
@@ -92,7 +92,7 @@ def nmr_validate_inputs(module, tables, context):
     pat_file = pat.attrs.get("file", "patients.csv")
     # each consultation's patient row, by key lookup (no copy of the 1.4 M consultations);
     # (contract_id, patient_id) is unique in patients.csv (declared, checked by the core first)
-    pos = _lookup(pat, ["contract_id", "patient_id"], cons, ["contract_id", "patient_id"])
+    pos = row_positions(pat, ["contract_id", "patient_id"], cons, ["contract_id", "patient_id"])
     found = pos >= 0
     missing = ~found
     problems += row_problems(
@@ -117,7 +117,8 @@ def nmr_validate_inputs(module, tables, context):
         )
     gps = prof.loc[prof["role"] == "generaliste", ["contract_id", "professional_id"]]
     known_gp = (
-        _lookup(gps.drop_duplicates(), ["contract_id", "professional_id"], cons, ["contract_id", "doctor_id"]) >= 0
+        row_positions(gps.drop_duplicates(), ["contract_id", "professional_id"], cons, ["contract_id", "doctor_id"])
+        >= 0
     )
     problems += row_problems(
         cons,
@@ -181,18 +182,6 @@ def nmr_validate_inputs(module, tables, context):
 
     problems += _parameter_problems(context)
     return problems
-
-
-def _lookup(table: pd.DataFrame, columns: list[str], rows: pd.DataFrame, keys: list[str]) -> np.ndarray:
-    """For each row of ``rows``, the position in ``table`` (unique on ``columns``) of the row whose
-    ``columns`` equal its ``keys``, -1 when none: on integer codes, whatever the columns' dtypes."""
-    left = np.zeros(len(table), dtype=np.int64)
-    right = np.zeros(len(rows), dtype=np.int64)
-    for column, key in zip(columns, keys, strict=True):
-        a, b, span = _joint_codes(table[column], rows[key])
-        left = left * span + a
-        right = right * span + b
-    return pd.Index(left).get_indexer(right)
 
 
 def _parameter_problems(context) -> list[Problem]:
