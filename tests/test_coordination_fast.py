@@ -21,27 +21,30 @@ def test_pairs_equal_pair_rows_with_one_or_several_periods_per_contract():
     assert [a.tolist() for a in rules._pairs(left, pd.Series(["A", "B", "D"], dtype="str"))] == [[0, 1, 4], [1, 0, 1]]
 
 
-def test_age_in_whole_years_around_birthdays_and_29_february():
+def test_younger_than_whole_years_around_birthdays_and_29_february():
     births = ["2000-02-29", "2000-03-01", "1999-12-31", "2007-01-01", "1920-06-15", "2013-01-01"]
     refs = ["2013-01-01", "2013-02-28", "2013-03-01", "2012-12-31"]
-    birth, on = pd.Series(pd.to_datetime(births)), pd.Series(pd.to_datetime(refs))
     b_row, o_row = np.repeat(np.arange(len(births)), len(refs)), np.tile(np.arange(len(refs)), len(births))
-    expected = []
+    born = rules._calendar_key(pd.Series(pd.to_datetime(births)))[b_row]
+    day = rules._calendar_key(pd.Series(pd.to_datetime(refs)))
+    ages = []
     for b, o in zip(b_row, o_row, strict=True):
         x, y = dt.date.fromisoformat(births[b]), dt.date.fromisoformat(refs[o])
-        expected.append(y.year - x.year - ((y.month, y.day) < (x.month, x.day)))
-    assert rules._age(birth, b_row, on, o_row).tolist() == expected
-    assert rules._age(birth, b_row, on, o_row)[: len(refs)].tolist() == [12, 12, 13, 12]  # born 29/02/2000
+        ages.append(y.year - x.year - ((y.month, y.day) < (x.month, x.day)))
+    for years in (0, 6, 12, 13, 16, 92, 93):
+        limit = np.full(len(refs), years)
+        assert rules._younger(born, day, limit, o_row).tolist() == [a < years for a in ages]
+    assert ages[: len(refs)] == [12, 12, 13, 12]  # born 29/02/2000: 13 on 1 March 2013, not on 28 February
 
 
-@pytest.mark.parametrize("shuffled", [False, True])
-def test_first_lines_give_the_text_of_all_the_lines_of_each_group(shuffled):
+@pytest.mark.parametrize("case", ["one run per group", "groups mixed", "lines shuffled"])
+def test_first_lines_give_the_text_of_all_the_lines_of_each_group(case):
     rng = np.random.default_rng(7)
     lines = np.arange(2, 62)
-    if shuffled:  # file lines not in row order: the sort takes them into account
+    if case == "lines shuffled":  # file lines not in row order: the sort takes them into account
         rng.shuffle(lines)
     rows = np.sort(rng.choice(60, 40, replace=False))
-    group = rng.integers(0, 4, rows.size)
+    group = np.repeat([2, 0, 3], [10, 20, 10]) if case == "one run per group" else rng.integers(0, 4, rows.size)
     first = rules._first_lines(lines, rows, group, 5)
     for g in range(5):
         mine = lines[rows[group == g]]
@@ -94,3 +97,63 @@ def test_child_consultations_count_distinct_days_per_patient_and_period(ids):
         ]
         expected.append(len(mine))
     assert got.tolist() == expected == [2, 1, 1, 1, 0]
+
+
+def _nominal_days_reference(context) -> pd.DataFrame:
+    """The straightforward with_nominal_days: a Python pass over the history, one period at a time."""
+    year, day = pd.DateOffset(years=1), pd.Timedelta(days=1)
+    hist = context.history
+    first, last, spans = {}, {}, {}
+    for cid, pid, start, end in zip(
+        hist["contract_id"], hist["period_id"], hist["period_start"], hist["period_end"], strict=True
+    ):
+        spans.setdefault((cid, pid), (start, end))
+        first[cid] = min(first.get(cid, start), start)
+        last[cid] = max(last.get(cid, end), end)
+    nominal = {}
+    for (cid, pid), (start, end) in spans.items():
+        if start == first[cid] and end != last[cid] and end + day != start + year:
+            nominal[cid, pid] = (end + day - (end + day - year)).days
+        else:
+            nominal[cid, pid] = (start + year - start).days
+    periods = context.periods
+    keys = list(zip(periods["contract_id"], periods["period_id"], strict=True))
+    out = periods[np.array([k in nominal for k in keys], dtype=bool)]
+    out = out.assign(nominal_days=np.array([nominal[k] for k in keys if k in nominal], dtype=np.int64))
+    return out.sort_values(["contract_id", "period_start"], kind="stable").reset_index(drop=True)
+
+
+def test_nominal_days_equal_the_straightforward_computation():
+    from types import SimpleNamespace
+
+    from nmr_engine.plugin.intervals import with_nominal_days
+
+    def period(cid, start, end):
+        return {
+            "contract_id": cid,
+            "period_id": f"{start}/{end}",
+            "period_start": pd.Timestamp(start),
+            "period_end": pd.Timestamp(end),
+        }
+
+    history = pd.DataFrame(
+        [
+            period("B", "2012-03-01", "2012-12-31"),  # first period cut by the contract start: measured back
+            period("B", "2013-01-01", "2013-12-31"),
+            period("B", "2014-01-01", "2014-06-30"),  # last one cut by the contract end: measured forward
+            period("A", "2012-02-29", "2013-02-27"),  # from 29 February
+            period("A", "2013-02-28", "2014-02-27"),
+            period("A", "2013-02-28", "2014-02-27"),  # a repeated row: the first one counts
+            period("C", "2013-01-01", "2013-06-30"),  # a single, cut period
+        ]
+    ).astype({"contract_id": "str", "period_id": "str"})
+    periods = pd.concat([history.iloc[[6, 1, 4, 0]], pd.DataFrame([period("D", "2013-01-01", "2013-12-31")])])
+    context = SimpleNamespace(history=history, periods=periods.reset_index(drop=True))
+    got = with_nominal_days(context)
+    assert got.equals(_nominal_days_reference(context))
+    assert got[["contract_id", "nominal_days"]].values.tolist() == [
+        ["A", 365],
+        ["B", 366],  # back from 1 January 2013: 2012 is a leap year
+        ["B", 365],
+        ["C", 365],  # a lone period (also the contract's last): a full year forward from its start
+    ]  # D is not in the history: left out, as by an inner merge

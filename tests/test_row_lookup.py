@@ -145,3 +145,29 @@ def test_versions_at_asks_once_per_day_unless_the_contract_overrides():
         ("x", day, "C2"),
     ]
     assert context.parameters.calls == 2
+
+
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    pairs = set(zip(a.tolist(), b.tolist(), strict=True))
+    return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_key_codes_group_equal_keys_as_drop_duplicates_does(monkeypatch, collide):
+    frame = pd.DataFrame(
+        {
+            "c": pd.Categorical(["C1", "C1", "C2", "C1", None, None]),
+            "p": _text(["PAT-0001", "PAT-0002", "PAT-0001", "PAT-0001", "PAT-0003", "PAT-0003"]),
+            "n": [1, 1, 1, 1, 2, 2],
+            "o": pd.Series(["x", "x", "x", "x", None, None], dtype=object),
+        }
+    )
+    if collide:  # every hash equal: the check finds different keys under one code, the exact path answers
+        monkeypatch.setattr(helpers, "_hash64", lambda words, n: np.zeros(n, dtype=np.uint64))
+    codes = helpers.key_codes(frame, ["c", "p", "n", "o"])
+    expected = frame.groupby(["c", "p", "n", "o"], sort=False, dropna=False, observed=True).ngroup().to_numpy()
+    assert _same_partition(codes, expected)
+    assert sorted(set(codes.tolist())) == [0, 1, 2, 3]
+    assert codes[0] == codes[3] and codes[4] == codes[5]  # missing values are equal
+    kept = frame.iloc[np.unique(codes, return_index=True)[1]]
+    assert len(kept) == len(frame.drop_duplicates())

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from nmr_engine.decimals import DECIMAL, decimal_micro
 from nmr_engine.errors import Problem, row_problems
 from nmr_engine.plugin import API_VERSION, ModuleSpec, hookimpl
-from nmr_engine.plugin.helpers import row_positions
+from nmr_engine.plugin.helpers import VersionsAt, row_positions
 from nmr_engine.plugin.intervals import overlapping_intervals
 
 from . import __version__
@@ -73,15 +74,17 @@ def nmr_validate_inputs(module, tables, context):
     )
 
     # patients: dates
+    # on NumPy arrays (NaT compares False, as in pandas): no Series for the 3.4 M national patients
+    ended, declared = pat["ended_on"].to_numpy("datetime64[ns]"), pat["declared_on"].to_numpy("datetime64[ns]")
     problems += row_problems(
         pat,
-        pat["ended_on"].notna() & (pat["ended_on"] < pat["declared_on"]),
+        ~np.isnat(ended) & (ended < declared),
         "ended_on",
         lambda r: f"fin de déclaration ({r['ended_on']:%d/%m/%Y}) avant la déclaration ({r['declared_on']:%d/%m/%Y})",
     )
     problems += row_problems(
         pat,
-        pat["birth_date"] > pat["declared_on"],
+        pat["birth_date"].to_numpy("datetime64[ns]") > declared,
         "birth_date",
         lambda r: (
             f"date de naissance ({r['birth_date']:%d/%m/%Y}) postérieure à la déclaration ({r['declared_on']:%d/%m/%Y})"
@@ -167,9 +170,13 @@ def nmr_validate_inputs(module, tables, context):
             if i < len(lists.versions) and lists.versions[i].in_force
             for row in lists.versions[i].value
         }
-        listed = np.array(
-            [(int(v), ind) in allowed for v, ind in zip(lists.index, obj["indicator"], strict=True)], dtype=bool
-        )
+        codes, indicators = pd.factorize(obj["indicator"])
+        where = {ind: k for k, ind in enumerate(indicators)}
+        grid = np.zeros((len(lists.versions) + 1, len(indicators) + 1), dtype=bool)  # last column: missing
+        for version, ind in allowed:
+            if ind in where:
+                grid[version, where[ind]] = True
+        listed = grid[lists.index, codes]
         problems += row_problems(
             obj,
             ~listed,
@@ -189,10 +196,11 @@ def _parameter_problems(context) -> list[Problem]:
     problems = []
     seen = set()
     history = context.history
+    at = VersionsAt(context)
     for contract_id, start in zip(history["contract_id"], history["active_start"], strict=True):
         day = start.date()
         for name, check in (("objectives.scoring", _scoring_problem), ("payment.instalments", _instalments_problem)):
-            version = context.at(name, day, contract_id)
+            version = at(name, day, contract_id)
             if version is None or version.id in seen:
                 continue
             seen.add(version.id)

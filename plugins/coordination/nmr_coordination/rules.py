@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from nmr_engine.decimals import decimal_text, parse_decimal, percent_text
-from nmr_engine.money import div_round, format_eur, round_cents, split_instalments
+from nmr_engine.money import div_round, format_eur, split_instalments
 from nmr_engine.plugin import CalculationContext, Explanation, lines_frame
 from nmr_engine.plugin.helpers import (
     VersionsAt,
@@ -156,10 +156,11 @@ def _patients(context: CalculationContext, periods: pd.DataFrame) -> dict:
     ended = pat["ended_on"].to_numpy(day)[pat_row]
     keep = (declared <= end) & (np.isnat(ended) | (ended >= start))
     pat_row, per_row = pat_row[keep], per_row[keep]
-    age = _age(pat["birth_date"], pat_row, periods["active_start"], per_row)
+    born = _calendar_key(pat["birth_date"])[pat_row]
+    first_day = _calendar_key(periods["active_start"])
     consultations = _child_consultations(pat, context.tables["child_consultations"], params, pat_row, per_row)
-    young = age < params["child_min_age"][per_row]
-    child = ~young & (age < params["adult_age"][per_row])
+    young = _younger(born, first_day, params["child_min_age"], per_row)
+    child = ~young & _younger(born, first_day, params["adult_age"], per_row)
     child_ok = child & (consultations >= params["child_min_consultations"][per_row])
     ald = pat["ald"].fillna(False).to_numpy(bool)[pat_row]
     ald_out = ald & ~params["include_ald"][per_row]
@@ -209,40 +210,46 @@ def _pairs(left: pd.Series, right: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def _first_lines(lines: np.ndarray, rows: np.ndarray, group: np.ndarray, n: int, limit: int = 8):
     """A function of a group (0 to ``n`` - 1) giving its ``lines[rows]`` in ascending order, the
-    first ``limit`` + 1 of them only (enough for :func:`lines_text`): one stable sort of the
-    groups, as the rows, in ascending order, have ascending file lines."""
-    ordered = rows.size < 2 or (np.diff(rows) >= 0).all()
-    if ordered and (lines.size < 2 or (np.diff(lines) > 0).all()):
-        small = np.uint16 if n < 2**16 else np.int64  # 16-bit keys: a radix sort
-        order = np.argsort(group.astype(small), kind="stable")
+    first ``limit`` + 1 of them only (enough for :func:`lines_text`). When the rows ascend with
+    their file lines and each group is one run of them (a file in contract order), each group's
+    first lines are the start of its run; otherwise one sort."""
+    ordered = rows.size < 2 or ((np.diff(rows) >= 0).all() and (np.diff(lines[rows]) > 0).all())
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if group.size else np.zeros(0, np.int64)
+    if ordered and np.unique(group[starts]).size == starts.size:  # one run per group
+        begin = np.zeros(n, dtype=np.int64)
+        end = np.zeros(n, dtype=np.int64)
+        begin[group[starts]] = starts
+        end[group[starts]] = np.r_[starts[1:], group.size]
+        picked = lines[rows]
     else:
         order = np.lexsort((lines[rows], group))
-    bounds = np.searchsorted(group[order], np.arange(n + 1))
-    picked = lines[rows[order]]
-    return lambda i: picked[bounds[i] : min(bounds[i + 1], bounds[i] + limit + 1)]
+        bounds = np.searchsorted(group[order], np.arange(n + 1))
+        begin, end = bounds[:-1], bounds[1:]
+        picked = lines[rows[order]]
+    return lambda i: picked[begin[i] : min(end[i], begin[i] + limit + 1)]
 
 
-def _age(birth: pd.Series, born_row: np.ndarray, on: pd.Series, on_row: np.ndarray) -> np.ndarray:
-    """Age in whole years on ``on[on_row]`` of people born on ``birth[born_row]`` (date columns):
-    year and (month, day) read once per distinct day of each column, then paired."""
-    (ref_y, ref_md), (birth_y, birth_md) = _calendar(on), _calendar(birth)
-    return ref_y[on_row] - birth_y[born_row] - (ref_md[on_row] < birth_md[born_row]).astype(np.int64)
+def _younger(born: np.ndarray, day: np.ndarray, years: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """Whether people born on ``born`` (:func:`_calendar_key`) are less than ``years[row]`` years
+    old in whole years on ``day[row]``: born after the same month and day ``years`` years before
+    (29 February included, as ages are counted by year, then month and day)."""
+    return born > (day - 512 * np.asarray(years, dtype=np.int64))[row]
 
 
-def _calendar(days: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Year and month × 32 + day of each date of a column, by NumPy's calendar units, computed
-    over the span of days that the column covers (a century at most: small) then gathered."""
+def _calendar_key(days: pd.Series) -> np.ndarray:
+    """year × 512 + month × 32 + day of each date of a column (ordered as the dates), by NumPy's
+    calendar units over the span of days the column covers (a century at most: small), then gathered."""
     d = days.to_numpy("datetime64[ns]").astype("datetime64[D]")
     if d.size == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64)
     number = d.astype(np.int64)
     lo, hi = (int(number.min()), int(number.max())) if not np.isnat(d).any() else (0, -1)
     small = 0 <= hi - lo < 1_000_000
     span = np.arange(lo, hi + 1).astype("datetime64[D]") if small else d
     year, month = span.astype("datetime64[Y]"), span.astype("datetime64[M]")
-    month_day = (month - year.astype("datetime64[M]")).astype(np.int64) * 32 + (span - month).astype(np.int64)
-    year = year.astype(np.int64) + 1970
-    return (year[number - lo], month_day[number - lo]) if small else (year, month_day)
+    key = (year.astype(np.int64) + 1970) * 512
+    key += (month - year.astype("datetime64[M]")).astype(np.int64) * 32 + (span - month).astype(np.int64)
+    return key[number - lo] if small else key
 
 
 def _child_consultations(
@@ -267,7 +274,9 @@ def _child_consultations(
     when -= when.min()
     shift = int(when.max()).bit_length()
     if int(key.max()).bit_length() + shift < 63:  # (key, day) as one integer: one sort
-        both = np.sort((key << shift) | when)
+        both = (key << shift) | when
+        if (both[1:] < both[:-1]).any():  # a file in patient and date order is sorted already
+            both = np.sort(both)
         key = both[np.r_[True, both[1:] != both[:-1]]] >> shift
     else:
         order = np.lexsort((when, key))
@@ -302,6 +311,10 @@ PERIOD_PARAMETERS = (
     "patients.child_min_consultations",
     "patients.include_ald",
 )
+INSTALMENT_ROUNDING = (
+    "montant de la part arrondi une fois au centime (demi-centime au supérieur) ; "
+    "échéances arrondies de même, la dernière reçoit le reste"
+)
 NO_PRESENCE = {"hd_days": 0, "gps": 0, "paramedicals": 0, "others": 0, "people": 0, "lines": "aucune"}
 NO_PATIENTS = {
     "counted": 0, "adults": 0, "ald": 0, "children": 0, "children_not": 0, "young": 0, "ald_out": 0,
@@ -317,18 +330,27 @@ class _Lines:
     def __init__(self, context: CalculationContext):
         self.context = context
         self.at = VersionsAt(context)
+        names = {context.param(name) for name in PERIOD_PARAMETERS}
+        self.overridden = {contract_id for contract_id, name in self.at.overridden if name in names}
         self.plans: dict = {}
+        self.plan_of: dict = {}
         self.indicator_texts: dict = {}
+        self.decimals: dict = {}
         results = context.tables["objectives"]
         self.objectives_file = results.attrs.get("file", "objectives.csv")
 
     def plan(self, row) -> SimpleNamespace:
+        """The plan of the versions in force on the period's first active day (once per day for
+        the contracts without an override of these parameters)."""
         day = row.active_start.date()
-        p = {name: self.at(name, day, row.contract_id) for name in PERIOD_PARAMETERS}
-        key = tuple(id(v) for v in p.values())
-        if key not in self.plans:
-            self.plans[key] = _plan(p)
-        return self.plans[key]
+        asked = (day, row.contract_id if row.contract_id in self.overridden else None)
+        if asked not in self.plan_of:
+            p = {name: self.at(name, day, row.contract_id) for name in PERIOD_PARAMETERS}
+            key = tuple(id(v) for v in p.values())
+            if key not in self.plans:
+                self.plans[key] = _plan(p)
+            self.plan_of[asked] = self.plans[key]
+        return self.plan_of[asked]
 
     def period(self, row, presence: dict | None, patients: dict | None, objective_rows=None) -> list[dict]:
         presence = presence or NO_PRESENCE
@@ -353,7 +375,7 @@ class _Lines:
         else:
             days = nominal = 1
             prorate_text = ""
-        fte = Fraction(presence["hd_days"], plan.hd_per_fte * int(row.active_days))
+        fte_text = decimal_text(Fraction(presence["hd_days"], plan.hd_per_fte * int(row.active_days)))
         # part A = n × amount × prorate, part B = fte_amount × fte × prorate (exact), each × (1 − share)
         a_num, a_den = n * size_class["patient_amount"] * days, nominal
         b_num = size_class["fte_amount"] * presence["hd_days"] * days
@@ -398,17 +420,18 @@ class _Lines:
             label="Part B — temps des professionnels (ETP)",
             quantity=presence["people"],
             total=b_total,
-            summary=f"Part B (temps de coordination) : {decimal_text(fte)} ETP, {class_text}",
+            summary=f"Part B (temps de coordination) : {fte_text} ETP, {class_text}",
             formula=(
-                f"{decimal_text(fte)} ETP × {format_eur(size_class['fte_amount'])}{prorate_text}{plan.fixed_text}, "
+                f"{fte_text} ETP × {format_eur(size_class['fte_amount'])}{prorate_text}{plan.fixed_text}, "
                 f"avec ETP = {presence['hd_days']} demi-journées×jours / ({plan.hd_per_fte} × {row.active_days} "
                 "jours) exactement"
             ),
             inputs=(presence_input, ("demi-journées hebdomadaires × jours de présence", str(presence["hd_days"]))),
             parameters=plan.b_parameters,
         )
-        if plan.share:
-            at_stake = (Fraction(a_num, a_den) + Fraction(b_num, b_den)) * plan.share
+        if plan.share:  # (part A + part B) × share, as a numerator and a denominator
+            share = plan.share
+            at_stake = ((a_num * b_den + b_num * a_den) * share.numerator, a_den * b_den * share.denominator)
             records.append(self.objectives(row, plan, at_stake, objective_rows))
         return records
 
@@ -416,16 +439,17 @@ class _Lines:
         """The instalments of a part (as :func:`split_instalments`: all but the last rounded)."""
         parts = [div_round(total * share.numerator, share.denominator) for share in plan.shares[:-1]]
         parts.append(total - sum(parts))
-        single = len(plan.instalments) == 1
+        total_text = format_eur(total)
+        formula = f"{formula} = {total_text}"
+        last = len(parts) - 1
         out = []
-        for i, (spec, part, name) in enumerate(zip(plan.instalments, parts, plan.names, strict=True)):
-            due = _months_after(row.active_start, int(spec["months_after_start"]))
-            if single:
+        for i, (part, (name, months, summary_suffix, split_prefix)) in enumerate(zip(parts, plan.steps, strict=True)):
+            if not last:
                 split_text = ""
-            elif i < len(parts) - 1:
-                split_text = f" ; {name} {spec['share_percent']} % = {format_eur(part)}"
+            elif i < last:
+                split_text = f"{split_prefix}{format_eur(part)}"
             else:
-                split_text = f" ; {name} = {format_eur(total)} − {format_eur(total - part)} = {format_eur(part)}"
+                split_text = f"{split_prefix}{total_text} − {format_eur(total - part)} = {format_eur(part)}"
             out.append(
                 _record(
                     self.context,
@@ -433,53 +457,61 @@ class _Lines:
                     component,
                     label,
                     name,
-                    due,
+                    _months_after(row.active_start, months),
                     quantity,
                     part,
                     Explanation(
-                        summary=summary + ("" if single else f" — {name} ({spec['share_percent']} %)"),
-                        formula=f"{formula} = {format_eur(total)}{split_text}",
+                        summary=summary + summary_suffix,
+                        formula=formula + split_text,
                         inputs=inputs,
                         parameters=parameters,
-                        rounding=(
-                            "montant de la part arrondi une fois au centime (demi-centime au supérieur) ; "
-                            "échéances arrondies de même, la dernière reçoit le reste"
-                        ),
+                        rounding=INSTALMENT_ROUNDING,
                     ),
                 )
             )
         return out
 
-    def objectives(self, row, plan, at_stake: Fraction, objective_rows=None) -> dict:
+    def objectives(self, row, plan, at_stake: tuple[int, int], objective_rows=None) -> dict:
         mine = objective_rows or {}  # indicator -> (achieved, target, floor, file line) of this period
-        score = Fraction(0)
+        # score = Σ weight × indicator score / Σ weights, summed exactly on integers
+        num, den = 0, 1
         inputs = []
-        for code, share, label in plan.indicators:
+        if plan.indicators and not plan.total_weight:
+            raise ZeroDivisionError(f"Fraction({plan.indicators[0][1]}, 0)")  # as weight / Σ weights would
+        for code, weight, label in plan.indicators:
             if code not in mine:
-                s, text = Fraction(0), "résultat non transmis : noté 0"
+                text = "résultat non transmis : noté 0"
             else:
                 achieved_text, target_text, floor_text, line = mine[code]
                 s, text = self.indicator(achieved_text, target_text, floor_text, plan.scoring)
                 text = f"{text} ({self.objectives_file}, ligne {int(line)})"
-            if s:
-                score += share * s
+                if s:
+                    num, den = num * s.denominator + weight * s.numerator * den, den * s.denominator
             inputs.append((label, text))
-        return _objectives_record(self.context, row, plan.p, at_stake, score, tuple(inputs))
+        score = Fraction(num, den * plan.total_weight) if num else Fraction(0)
+        return _objectives_record(self.context, row, plan, at_stake, score, tuple(inputs))
 
     def indicator(self, achieved_text: str, target_text: str, floor_text, scoring: str) -> tuple[Fraction, str]:
         """Score and text of one result (without its file line), once per distinct result."""
         key = (achieved_text, target_text, floor_text, scoring)
         if key not in self.indicator_texts:
-            achieved, target = parse_decimal(achieved_text), parse_decimal(target_text)
-            floor = parse_decimal(floor_text) if floor_text else Fraction(0)
+            (achieved, a_text), (target, t_text) = self.decimal(achieved_text), self.decimal(target_text)
+            floor, f_text = self.decimal(floor_text) if floor_text else (Fraction(0), decimal_text(Fraction(0)))
             s = _score(achieved, target, floor, scoring)
             self.indicator_texts[key] = (
                 s,
-                f"atteint {decimal_text(achieved)} pour une cible de {decimal_text(target)}"
-                + (f" (seuil {decimal_text(floor)})" if scoring == "linear" else "")
+                f"atteint {a_text} pour une cible de {t_text}"
+                + (f" (seuil {f_text})" if scoring == "linear" else "")
                 + f" : {percent_text(s)} acquis",
             )
         return self.indicator_texts[key]
+
+    def decimal(self, text: str) -> tuple[Fraction, str]:
+        """A decimal of objectives.csv and its display text, once per distinct text."""
+        if text not in self.decimals:
+            value = parse_decimal(text)
+            self.decimals[text] = (value, decimal_text(value))
+        return self.decimals[text]
 
 
 def _plan(p: dict) -> SimpleNamespace:
@@ -503,7 +535,7 @@ def _plan(p: dict) -> SimpleNamespace:
         fixed_text=f" × (100 % − {percent_text(share)} modulés)" if share else "",
         instalments=instalments,
         shares=shares,
-        names=["unique"] if len(instalments) == 1 else [r["instalment"] for r in instalments],
+        steps=_steps(instalments),
         child_min_consultations=p["patients.child_min_consultations"].value,
         child_min_age=p["patients.child_min_age"].value,
         a_parameters=(
@@ -516,14 +548,30 @@ def _plan(p: dict) -> SimpleNamespace:
         b_parameters=(*common, p["fte.half_days_per_fte"]),
         scoring=p["objectives.scoring"].value,
         indicators=tuple(
-            (
-                i["indicator"],
-                Fraction(i["weight"], total_weight),
-                f"indicateur {i['indicator']} (poids {i['weight']}/{total_weight})",
-            )
+            (i["indicator"], i["weight"], f"indicateur {i['indicator']} (poids {i['weight']}/{total_weight})")
             for i in indicators
         ),
+        total_weight=total_weight,
+        share_text=percent_text(p["objectives.share_at_stake"].value),
+        n_indicators=len(p["objectives.indicators"].value),
     )
+
+
+def _steps(instalments: list[dict]) -> list[tuple[str, int, str, str]]:
+    """Each instalment of a plan: name, months after the start, the end of its summary and the
+    start of its share in the formula."""
+    if len(instalments) == 1:
+        return [("unique", int(instalments[0]["months_after_start"]), "", "")]
+    last = len(instalments) - 1
+    return [
+        (
+            r["instalment"],
+            int(r["months_after_start"]),
+            f" — {r['instalment']} ({r['share_percent']} %)",
+            f" ; {r['instalment']} {r['share_percent']} % = " if i < last else f" ; {r['instalment']} = ",
+        )
+        for i, r in enumerate(instalments)
+    ]
 
 
 def _not_eligible(context, row, p, presence, presence_input) -> dict:
@@ -572,13 +620,16 @@ def _months_after(start: pd.Timestamp, months: int) -> pd.Timestamp:
     return start + pd.DateOffset(months=months)
 
 
-def _objectives_record(context, row, p, at_stake: Fraction, score: Fraction, inputs: tuple) -> dict:
-    amount = round_cents(at_stake * score)
+def _objectives_record(context, row, plan, at_stake: tuple[int, int], score: Fraction, inputs: tuple) -> dict:
+    """The modulated line: ``at_stake`` (numerator, denominator) × ``score``, rounded once."""
+    num, den = at_stake
+    amount = div_round(num * score.numerator, den * score.denominator)
+    p = plan.p
     explanation = Explanation(
         summary=f"Part modulée par les objectifs de santé publique : {percent_text(score)} acquis",
         formula=(
-            f"{percent_text(p['objectives.share_at_stake'].value)} × (part A + part B avant modulation) = "
-            f"{'' if Fraction(at_stake).denominator == 1 else '≈ '}{format_eur(round_cents(at_stake))} "
+            f"{plan.share_text} × (part A + part B avant modulation) = "
+            f"{'' if num % den == 0 else '≈ '}{format_eur(div_round(num, den))} "
             f"× {percent_text(score)} = {format_eur(amount)}"
         ),
         inputs=inputs,
@@ -593,7 +644,7 @@ def _objectives_record(context, row, p, at_stake: Fraction, score: Fraction, inp
         "Part modulée — objectifs de santé publique",
         "unique",
         row.period_end,
-        len(p["objectives.indicators"].value),
+        plan.n_indicators,
         amount,
         explanation,
     )

@@ -9,6 +9,7 @@ resulting lines are explained one by one.
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -344,13 +345,38 @@ def row_positions(table: pd.DataFrame, columns: Sequence[str], rows: pd.DataFram
     bytes read in place as 64-bit words; the words of each key are hashed to one integer, rows are
     matched on that hash and every match is then checked word by word. Other columns, a hash shared
     by two rows of ``table`` or a match that is not equal fall back to :func:`joint_codes` on every
-    column (the straightforward path, which also raises on a ``table`` that is not unique)."""
+    column (the straightforward path, which also raises on a ``table`` that is not unique).
+
+    The answers of the last few calls are kept (e.g. from a plugin's checks to its calculation): asked
+    again for the same two frames, it is given again once every row is seen to be found there with
+    equal key words (so a frame changed in between is looked up anew)."""
+    key = (id(table), id(rows), tuple(columns), tuple(keys))
+    last = _LAST_POSITIONS.get(key)
+    if last is not None and last[0]() is table and last[1]() is rows:
+        words = _key_words(table, columns, rows, keys, copy=False)  # only the found rows are read
+        if words is not None and _all_equal(*words, last[2]):
+            return last[2].copy()
     words = _key_words(table, columns, rows, keys)
     if words is not None:
         found = _hash_match(*words)
         if found is not None:
+            while len(_LAST_POSITIONS) >= 4:  # the last few answers only
+                del _LAST_POSITIONS[next(iter(_LAST_POSITIONS))]
+            _LAST_POSITIONS[key] = (weakref.ref(table), weakref.ref(rows), found.copy())
             return found
     return _row_positions_exact(table, columns, rows, keys)
+
+
+#: The last answers of :func:`row_positions`: (table id, rows id, columns, keys) -> (weak
+#: references to the two frames, positions).
+_LAST_POSITIONS: dict = {}
+
+
+def _all_equal(left: list[np.ndarray], right: list[np.ndarray], found: np.ndarray) -> bool:
+    """Whether every row of ``right`` is found (``found`` ≥ 0) at a row of ``left`` with equal words."""
+    if len(found) != (len(right[0]) if right else 0) or (found < 0).any() or (found >= len(left[0])).any():
+        return False
+    return all((lw[found] == rw).all() for lw, rw in zip(left, right, strict=True))
 
 
 def _row_positions_exact(table: pd.DataFrame, columns: Sequence[str], rows: pd.DataFrame, keys: Sequence[str]):
@@ -367,9 +393,10 @@ def _row_positions_exact(table: pd.DataFrame, columns: Sequence[str], rows: pd.D
 _MIX = np.uint64(0xBF58476D1CE4E5B9)
 
 
-def _key_words(table, columns, rows, keys) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
+def _key_words(table, columns, rows, keys, copy: bool = True) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
     """Exact 64-bit words of every key column on both sides (equal words ⇔ equal values), or None
-    when a column has no such form (then the exact path is taken)."""
+    when a column has no such form (then the exact path is taken); ``copy`` False: text words are
+    views of the Arrow buffers (to read a few rows)."""
     left: list[np.ndarray] = []
     right: list[np.ndarray] = []
     for column, key in zip(columns, keys, strict=True):
@@ -379,7 +406,7 @@ def _key_words(table, columns, rows, keys) -> tuple[list[np.ndarray], list[np.nd
             left.append(codes_a.astype(np.uint64))
             right.append(codes_b.astype(np.uint64))
             continue
-        words_a, words_b = _text_words(a), _text_words(b)
+        words_a, words_b = _text_words(a, copy), _text_words(b, copy)
         if words_a is None or words_b is None or len(words_a) != len(words_b):
             return None
         if words_a and words_b and (words_a[0][1] != words_b[0][1]):  # widths differ
@@ -389,7 +416,7 @@ def _key_words(table, columns, rows, keys) -> tuple[list[np.ndarray], list[np.nd
     return left, right
 
 
-def _text_words(values: pd.Series) -> list[tuple[np.ndarray, int]] | None:
+def _text_words(values: pd.Series, copy: bool = True) -> list[tuple[np.ndarray, int]] | None:
     """The UTF-8 bytes of an Arrow-backed text column whose values all have one width and none is
     missing, as (uint64 words, width) read in place from its buffers; None for any other column."""
     if not isinstance(values.dtype, pd.StringDtype) or values.dtype.storage != "pyarrow":
@@ -409,14 +436,14 @@ def _text_words(values: pd.Series) -> list[tuple[np.ndarray, int]] | None:
         width = int(offsets[1] - offsets[0]) if width is None else width
         if (np.diff(offsets) != width).any():
             return None
-        per_chunk.append(_fixed_width_words(data, int(offsets[0]), len(chunk), width))
+        per_chunk.append(_fixed_width_words(data, int(offsets[0]), len(chunk), width, copy))
     if width is None:
         return []
     columns = [np.concatenate(parts) if len(parts) > 1 else parts[0] for parts in zip(*per_chunk, strict=True)]
     return [(c, width) for c in columns]
 
 
-def _fixed_width_words(data, base: int, n: int, width: int) -> list[np.ndarray]:
+def _fixed_width_words(data, base: int, n: int, width: int, copy: bool = True) -> list[np.ndarray]:
     """``n`` strings of ``width`` bytes from ``base`` in ``data`` as uint64 words: bytes [0, 8),
     [8, 16)… and the last 8 (overlapping), so that every byte is in some word; byte by byte when
     shorter than 8."""
@@ -426,8 +453,9 @@ def _fixed_width_words(data, base: int, n: int, width: int) -> list[np.ndarray]:
         byte = [np.ndarray((n,), "u1", buffer=data, offset=base + s, strides=(width,)) for s in range(width)]
         return [b.astype(np.uint64) for b in byte]
     starts = [*range(0, width - 7, 8), *([width - 8] if width % 8 else [])]
+    words = [np.ndarray((n,), "<u8", buffer=data, offset=base + s, strides=(width,)) for s in starts]
     # copied to aligned contiguous arrays: hashing and gathering them is then faster than the copy
-    return [np.ndarray((n,), "<u8", buffer=data, offset=base + s, strides=(width,)).copy() for s in starts]
+    return [w.copy() for w in words] if copy else words
 
 
 def _hash64(words: list[np.ndarray], n: int) -> np.ndarray:
@@ -438,33 +466,36 @@ def _hash64(words: list[np.ndarray], n: int) -> np.ndarray:
     return h
 
 
+def _bit_of(word: np.ndarray, bits: int) -> np.ndarray:
+    """A slot among 2**bits for each word (the high bits of a multiplicative hash)."""
+    return (word * _MIX) >> np.uint64(64 - bits)
+
+
 def _hash_match(left: list[np.ndarray], right: list[np.ndarray]) -> np.ndarray | None:
     """Positions of ``right`` keys in ``left`` (unique) matched on hashes and checked word by word;
     None when a hash is shared by two ``left`` rows or a match is not equal."""
     n_left, n_right = len(left[0]) if left else 0, len(right[0]) if right else 0
     if not n_left or not n_right:
         return np.full(n_right, -1, dtype=np.int64)
-    h_left, h_right = _hash64(left, n_left).view(np.int64), _hash64(right, n_right).view(np.int64)
     if n_left <= n_right:  # index the smaller side
-        index = pd.Index(h_left)
+        index = pd.Index(_hash64(left, n_left).view(np.int64))
         if not index.is_unique:
             return None
-        found = index.get_indexer(h_right)
+        found = index.get_indexer(_hash64(right, n_right).view(np.int64))
     else:  # the distinct keys of ``right``, each found among ``left``
-        codes, uniques = pd.factorize(h_right)
-        # a bit table on the hashes' low bits first: most ``left`` rows leave there, unsearched
+        codes, uniques = pd.factorize(_hash64(right, n_right).view(np.int64))
+        # a bit table on one word first: most ``left`` rows leave there, neither hashed nor searched
         bits = int(np.clip(np.ceil(np.log2(8 * len(uniques))), 10, 26))
-        low = np.uint64((1 << bits) - 1)
         table = np.zeros(1 << bits, dtype=bool)
-        table[uniques.view(np.uint64) & low] = True
-        candidates = np.flatnonzero(table[h_left.view(np.uint64) & low])
-        hit = np.full(n_left, -1, dtype=np.int64)
-        hit[candidates] = pd.Index(uniques).get_indexer(h_left[candidates])
-        matched = np.flatnonzero(hit >= 0)
-        if np.bincount(hit[matched], minlength=len(uniques)).max(initial=0) > 1:
+        table[_bit_of(right[-1], bits)] = True
+        candidates = np.flatnonzero(table[_bit_of(left[-1], bits)])
+        hit = pd.Index(uniques).get_indexer(_hash64([w[candidates] for w in left], len(candidates)).view(np.int64))
+        matched = hit >= 0
+        hit, matched_rows = hit[matched], candidates[matched]
+        if np.bincount(hit, minlength=len(uniques)).max(initial=0) > 1:
             return None
         at = np.full(len(uniques), -1, dtype=np.int64)
-        at[hit[matched]] = matched
+        at[hit] = matched_rows
         found = at[codes]
     hits = np.flatnonzero(found >= 0)
     if any((lw[found[hits]] != rw[hits]).any() for lw, rw in zip(left, right, strict=True)):
@@ -488,3 +519,37 @@ class VersionsAt:
         if key not in self.found:
             self.found[key] = self.context.at(name, day, contract_id)
         return self.found[key]
+
+
+def key_codes(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """Integer codes of the rows' values on ``columns``: equal codes ⇔ equal values (missing values
+    equal to each other, as ``drop_duplicates`` has them), codes from 0 to the number of distinct
+    keys - 1 (any order). For de-duplicating or grouping a big table on a text key.
+
+    Fast path, exact: the columns' 64-bit words (as :func:`row_positions`: categorical codes,
+    fixed-width Arrow text in place, other columns' factorised codes) hashed to one integer, then
+    every row checked word by word against the first row of its code; a hash shared by two
+    different keys falls back to combining the columns' factorised codes."""
+    words = []
+    for column in columns:
+        values = frame[column]
+        text = None if isinstance(values.dtype, pd.CategoricalDtype) else _text_words(values)
+        words += [w for w, _ in text] if text else [_exact_codes(values).astype(np.uint64)]
+    n = len(frame)
+    codes, _ = pd.factorize(_hash64(words, n).view(np.int64))
+    first = np.full(int(codes.max(initial=-1)) + 1, n, dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(n, dtype=np.int64))
+    if all((w[first[codes]] == w).all() for w in words):
+        return codes.astype(np.int64)
+    code = np.zeros(n, dtype=np.int64)
+    for column in columns:  # the exact path: one code space after another, kept small
+        values = _exact_codes(frame[column])
+        code = pd.factorize(code * (int(values.max(initial=0)) + 1) + values)[0].astype(np.int64)
+    return code
+
+
+def _exact_codes(values: pd.Series) -> np.ndarray:
+    """Codes of a column's values, 0 for a missing value (categories' codes when categorical)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy().astype(np.int64) + 1
+    return pd.factorize(values)[0].astype(np.int64) + 1
