@@ -157,3 +157,22 @@ def test_nominal_days_equal_the_straightforward_computation():
         ["B", 365],
         ["C", 365],  # a lone period (also the contract's last): a full year forward from its start
     ]  # D is not in the history: left out, as by an inner merge
+
+
+def test_a_bad_input_on_the_fast_lookup_still_gives_its_message(tmp_path, monkeypatch):
+    from nmr_engine.plugin import helpers
+
+    from .test_coordination import CID, adults, problems_of, workspace
+
+    def no_exact_path(*args):
+        raise AssertionError("the fixed-width keys should be matched on the fast path")
+
+    monkeypatch.setattr(helpers, "_row_positions_exact", no_exact_path)
+    consultations = [["A000", "2013-02-01", "G1"], ["A009", "2013-02-01", "G1"], ["A001", "2013-02-01", "G7"]]
+    ws = workspace(tmp_path, patients=adults(2), consultations=consultations)
+    file = tmp_path / "data" / "coordination" / "child_consultations.csv"
+    assert problems_of(ws) == [
+        f"{file}, ligne 3, champ « patient_id » : patient « A009 » absent de patients.csv pour le contrat {CID}",
+        f"{file}, ligne 4, champ « doctor_id » : médecin « G7 » absent des généralistes de professionals.csv "
+        f"pour le contrat {CID}",
+    ]

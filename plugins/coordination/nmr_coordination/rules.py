@@ -149,26 +149,33 @@ def _patients(context: CalculationContext, periods: pd.DataFrame) -> dict:
     file = pat.attrs.get("file", "patients.csv")
     params = _period_params(context, periods)
     pat_row, per_row = _pairs(pat["contract_id"], periods["contract_id"])
+    # one period per patient's contract (the usual selection): pat_row is 0, 1, 2…, no gather
+    whole = pat_row.size == len(pat)
+
+    def of_patients(values: np.ndarray) -> np.ndarray:
+        return values if whole else values[pat_row]
+
     day = "datetime64[ns]"
     start = params["active_start"].astype(day)[per_row]
     end = params["active_end"].astype(day)[per_row]
-    declared = pat["declared_on"].to_numpy(day)[pat_row]
-    ended = pat["ended_on"].to_numpy(day)[pat_row]
+    declared = of_patients(pat["declared_on"].to_numpy(day))
+    ended = of_patients(pat["ended_on"].to_numpy(day))
     keep = (declared <= end) & (np.isnat(ended) | (ended >= start))
-    pat_row, per_row = pat_row[keep], per_row[keep]
-    born = _calendar_key(pat["birth_date"])[pat_row]
+    born = of_patients(_calendar_key(pat["birth_date"]))
     first_day = _calendar_key(periods["active_start"])
     consultations = _child_consultations(pat, context.tables["child_consultations"], params, pat_row, per_row)
     young = _younger(born, first_day, params["child_min_age"], per_row)
     child = ~young & _younger(born, first_day, params["adult_age"], per_row)
     child_ok = child & (consultations >= params["child_min_consultations"][per_row])
-    ald = pat["ald"].fillna(False).to_numpy(bool)[pat_row]
+    ald = of_patients(pat["ald"].to_numpy(dtype=bool, na_value=False))
     ald_out = ald & ~params["include_ald"][per_row]
-    counted = ((~young & ~child) | child_ok) & ~ald_out
-    # one count per (period, state) of the five flags below, then each sum from the states
-    state = young.astype(np.int64) + 2 * child + 4 * child_ok + 8 * ald + 16 * ald_out
+    counted = ((~young & ~child) | child_ok) & ~ald_out & keep
+    # one count per (period, state) of the five flags below, then each sum from the states;
+    # the pairs out of the period (not kept) in one more bin, dropped
     n = len(periods)
-    by_state = np.bincount(per_row * 32 + state, minlength=32 * n).reshape(n, 32)
+    state = young.astype(np.int64) + 2 * child + 4 * child_ok + 8 * ald + 16 * ald_out
+    bins = np.where(keep, per_row * 32 + state, 32 * n)
+    by_state = np.bincount(bins, minlength=32 * (n + 1)).reshape(n + 1, 32)[:n]
     states = np.arange(32)
     young_s, child_s, ok_s, ald_s, out_s = (((states >> k) & 1).astype(bool) for k in range(5))
     counted_s = ((~young_s & ~child_s) | ok_s) & ~out_s

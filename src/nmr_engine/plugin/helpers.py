@@ -347,9 +347,9 @@ def row_positions(table: pd.DataFrame, columns: Sequence[str], rows: pd.DataFram
     by two rows of ``table`` or a match that is not equal fall back to :func:`joint_codes` on every
     column (the straightforward path, which also raises on a ``table`` that is not unique).
 
-    The answers of the last few calls are kept (e.g. from a plugin's checks to its calculation): asked
-    again for the same two frames, it is given again once every row is seen to be found there with
-    equal key words (so a frame changed in between is looked up anew)."""
+    The answers of the last few calls are kept (e.g. from a plugin's checks to its calculation):
+    asked again for the same two frames, an answer is given again once every row is seen found
+    there with equal key words (a frame changed in between, or a row not found, is looked up anew)."""
     key = (id(table), id(rows), tuple(columns), tuple(keys))
     last = _LAST_POSITIONS.get(key)
     if last is not None and last[0]() is table and last[1]() is rows:
@@ -376,7 +376,29 @@ def _all_equal(left: list[np.ndarray], right: list[np.ndarray], found: np.ndarra
     """Whether every row of ``right`` is found (``found`` ≥ 0) at a row of ``left`` with equal words."""
     if len(found) != (len(right[0]) if right else 0) or (found < 0).any() or (found >= len(left[0])).any():
         return False
+    runs = _runs(right)
+    if runs is not None:  # a row equal to the one before it must be found at the same row
+        starts, run = runs
+        if (found != found[starts][run]).any():
+            return False
+        right, found = [w[starts] for w in right], found[starts]
     return all((lw[found] == rw).all() for lw, rw in zip(left, right, strict=True))
+
+
+def _runs(words: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Runs of consecutive rows with equal words (a table sorted on its key has few): the first
+    row of each run and each row's run; None when runs would not save much."""
+    n = len(words[0]) if words else 0
+    if n < 2:
+        return None
+    new = np.zeros(n, dtype=bool)
+    new[0] = True
+    for w in words:
+        new[1:] |= w[1:] != w[:-1]
+    starts = np.flatnonzero(new)
+    if starts.size > 0.7 * n:
+        return None
+    return starts, np.cumsum(new) - 1
 
 
 def _row_positions_exact(table: pd.DataFrame, columns: Sequence[str], rows: pd.DataFrame, keys: Sequence[str]):
@@ -471,12 +493,18 @@ def _bit_of(word: np.ndarray, bits: int) -> np.ndarray:
     return (word * _MIX) >> np.uint64(64 - bits)
 
 
-def _hash_match(left: list[np.ndarray], right: list[np.ndarray]) -> np.ndarray | None:
+def _hash_match(left: list[np.ndarray], right: list[np.ndarray], runs: bool = True) -> np.ndarray | None:
     """Positions of ``right`` keys in ``left`` (unique) matched on hashes and checked word by word;
-    None when a hash is shared by two ``left`` rows or a match is not equal."""
+    None when a hash is shared by two ``left`` rows or a match is not equal. Runs of equal
+    ``right`` keys are looked up once (``runs``)."""
     n_left, n_right = len(left[0]) if left else 0, len(right[0]) if right else 0
     if not n_left or not n_right:
         return np.full(n_right, -1, dtype=np.int64)
+    found_runs = _runs(right) if runs else None
+    if found_runs is not None:
+        starts, run = found_runs
+        found = _hash_match(left, [w[starts] for w in right], runs=False)
+        return None if found is None else found[run]
     if n_left <= n_right:  # index the smaller side
         index = pd.Index(_hash64(left, n_left).view(np.int64))
         if not index.is_unique:
