@@ -171,3 +171,33 @@ def test_key_codes_group_equal_keys_as_drop_duplicates_does(monkeypatch, collide
     assert codes[0] == codes[3] and codes[4] == codes[5]  # missing values are equal
     kept = frame.iloc[np.unique(codes, return_index=True)[1]]
     assert len(kept) == len(frame.drop_duplicates())
+
+
+def test_key_codes_and_row_positions_over_runs_of_equal_keys():
+    keys = ["PAT-0001", "PAT-0002", "PAT-0001", "PAT-0003"]
+    frame = pd.DataFrame({"c": pd.Categorical(np.repeat(["C1", "C1", "C2", "C2"], 4)), "p": _text(np.repeat(keys, 4))})
+    assert helpers._runs(helpers._key_words(frame, ["c", "p"], frame, ["c", "p"])[1]) is not None  # 4 runs of 16
+    codes = helpers.key_codes(frame, ["c", "p"])
+    assert _same_partition(codes, np.repeat([0, 1, 2, 3], 4))
+    table = pd.DataFrame({"c": pd.Categorical(["C2", "C1", "C1"]), "p": _text(["PAT-0001", "PAT-0002", "PAT-0001"])})
+    assert row_positions(table, ["c", "p"], frame, ["c", "p"]).tolist() == np.repeat([2, 1, 0, -1], 4).tolist()
+
+
+@pytest.mark.parametrize("categorical", [True, False])
+def test_in_computed_periods_mask_keeps_what_in_computed_periods_keeps(categorical):
+    from types import SimpleNamespace
+
+    periods = pd.DataFrame({"contract_id": ["C1", "C2", "C9"], "period_id": ["P13", "P12", "P13"]})
+    rows = pd.DataFrame(
+        {
+            "contract_id": ["C1", "C1", "C2", "C2", "C3", None],
+            "period_id": ["P13", "P12", "P12", None, "P13", "P13"],
+            "_line": range(2, 8),
+        }
+    )
+    if categorical:
+        rows = rows.astype({"contract_id": "category", "period_id": "category"})
+    context = SimpleNamespace(periods=periods)
+    mask = helpers.in_computed_periods_mask(context, rows)
+    assert mask.tolist() == [True, False, True, False, False, False]
+    assert rows[mask].reset_index(drop=True).equals(helpers.in_computed_periods(context, rows))

@@ -26,7 +26,14 @@ import pandas as pd
 from nmr_engine.decimals import MICRO, decimal_micro, decimal_text
 from nmr_engine.money import format_eur, round_cents
 from nmr_engine.plugin import CalculationContext, Explanation, lines_frame
-from nmr_engine.plugin.helpers import in_computed_periods, key_codes, pair_rows, priced_lines, zero_lines
+from nmr_engine.plugin.helpers import (
+    in_computed_periods,
+    in_computed_periods_mask,
+    key_codes,
+    pair_rows,
+    priced_lines,
+    zero_lines,
+)
 from nmr_engine.plugin.intervals import clip_intervals, suspended_days, with_nominal_days
 
 from .tables import ACT_LABELS, ACTS
@@ -352,9 +359,10 @@ def _patients(context: CalculationContext) -> list[dict]:
     table = context.tables["followed_patients"]
     if table.empty:
         return []
-    f = in_computed_periods(context, table[[*KEYS, "patient_id", "act", "followed_on", "_line"]])
-    if f.empty:
+    computed = in_computed_periods_mask(context, table)
+    if not computed.any():
         return []
+    f = table[[*KEYS, "patient_id", "act", "followed_on", "_line"]][computed].reset_index(drop=True)
     f = f.iloc[_first_follow_ups(f)].reset_index(drop=True)[[*KEYS, "act", "followed_on", "_line"]]
     f.attrs = dict(table.attrs)
     price = context.lookup(name, f["contract_id"], f["followed_on"])

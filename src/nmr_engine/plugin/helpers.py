@@ -563,12 +563,17 @@ def key_codes(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
         values = frame[column]
         text = None if isinstance(values.dtype, pd.CategoricalDtype) else _text_words(values)
         words += [w for w, _ in text] if text else [_exact_codes(values).astype(np.uint64)]
-    n = len(frame)
+    runs = _runs(words)  # consecutive equal keys (a table in key order): coded once
+    starts, run = runs if runs is not None else (None, None)
+    if starts is not None:
+        words = [w[starts] for w in words]
+    n = len(words[0]) if words else len(frame)
     codes, _ = pd.factorize(_hash64(words, n).view(np.int64))
     first = np.full(int(codes.max(initial=-1)) + 1, n, dtype=np.int64)
     np.minimum.at(first, codes, np.arange(n, dtype=np.int64))
     if all((w[first[codes]] == w).all() for w in words):
-        return codes.astype(np.int64)
+        return (codes if run is None else codes[run]).astype(np.int64)
+    n = len(frame)
     code = np.zeros(n, dtype=np.int64)
     for column in columns:  # the exact path: one code space after another, kept small
         values = _exact_codes(frame[column])
@@ -581,3 +586,20 @@ def _exact_codes(values: pd.Series) -> np.ndarray:
     if isinstance(values.dtype, pd.CategoricalDtype):
         return values.cat.codes.to_numpy().astype(np.int64) + 1
     return pd.factorize(values)[0].astype(np.int64) + 1
+
+
+def in_computed_periods_mask(context: CalculationContext, rows: pd.DataFrame) -> np.ndarray:
+    """Which rows (with ``contract_id`` and ``period_id``) belong to a (contract, period) being
+    computed: the rows that :func:`in_computed_periods` keeps, as a boolean array. Two categorical
+    key columns are answered by a table over their categories (no pass over texts or tuples)."""
+    contract, period = rows["contract_id"], rows["period_id"]
+    categorical = isinstance(contract.dtype, pd.CategoricalDtype) and isinstance(period.dtype, pd.CategoricalDtype)
+    if not categorical or len(contract.cat.categories) * len(period.cat.categories) > 50_000_000:
+        wanted = pd.MultiIndex.from_arrays([context.periods["contract_id"], context.periods["period_id"]])
+        return np.asarray(pd.MultiIndex.from_arrays([contract, period]).isin(wanted), dtype=bool)
+    c = contract.cat.categories.get_indexer(context.periods["contract_id"])
+    p = period.cat.categories.get_indexer(context.periods["period_id"])
+    grid = np.zeros((len(contract.cat.categories) + 1, len(period.cat.categories) + 1), dtype=bool)  # last: missing
+    known = (c >= 0) & (p >= 0)
+    grid[c[known], p[known]] = True
+    return grid[contract.cat.codes.to_numpy(), period.cat.codes.to_numpy()]
