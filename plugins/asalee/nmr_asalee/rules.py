@@ -26,7 +26,14 @@ import pandas as pd
 from nmr_engine.decimals import MICRO, decimal_micro, decimal_text
 from nmr_engine.money import format_eur, round_cents
 from nmr_engine.plugin import CalculationContext, Explanation, lines_frame
-from nmr_engine.plugin.helpers import in_computed_periods, pair_rows, priced_lines, zero_lines
+from nmr_engine.plugin.helpers import (
+    in_computed_periods,
+    in_computed_periods_mask,
+    key_codes,
+    pair_rows,
+    priced_lines,
+    zero_lines,
+)
 from nmr_engine.plugin.intervals import clip_intervals, suspended_days, with_nominal_days
 
 from .tables import ACT_LABELS, ACTS
@@ -349,18 +356,15 @@ def round_cents_of(numerator: int, denominator: int) -> int:
 # -- patients followed ---------------------------------------------------------------------
 def _patients(context: CalculationContext) -> list[dict]:
     name = "patient.amounts"
-    f = context.tables["followed_patients"]
-    if f.empty:
+    table = context.tables["followed_patients"]
+    if table.empty:
         return []
-    f = in_computed_periods(context, f)
-    if f.empty:
+    computed = in_computed_periods_mask(context, table)
+    if not computed.any():
         return []
-    # The first follow-up of each (contract, period, patient, act): the rows in date then file-line
-    # order (an integer sort, not one on the text columns), then the first row of each key. What
-    # follows does not depend on the order of the rows.
-    first = np.lexsort((f["_line"].to_numpy(), f["followed_on"].to_numpy("datetime64[ns]").view(np.int64)))
-    f = f.iloc[first].drop_duplicates([*KEYS, "patient_id", "act"], keep="first").reset_index(drop=True)
-    f.attrs = dict(context.tables["followed_patients"].attrs)
+    f = table[[*KEYS, "patient_id", "act", "followed_on", "_line"]][computed].reset_index(drop=True)
+    f = f.iloc[_first_follow_ups(f)].reset_index(drop=True)[[*KEYS, "act", "followed_on", "_line"]]
+    f.attrs = dict(table.attrs)
     price = context.lookup(name, f["contract_id"], f["followed_on"])
     in_force = price.in_force()
     records = zero_lines(
@@ -369,7 +373,7 @@ def _patients(context: CalculationContext) -> list[dict]:
         component="suivi_hors_validite",
         label="Patients suivis hors période de financement",
         unit_word="patient(s)-acte",
-        reason=lambda g: _outside_reason(context, name),
+        reason=_outside_reason(context, name),
         parameters=_used(price, ~in_force),
     )
     paid = f[in_force].reset_index(drop=True)
@@ -392,6 +396,28 @@ def _patients(context: CalculationContext) -> list[dict]:
             unit_word="patient(s)",
         )
     return records
+
+
+def _first_follow_ups(f: pd.DataFrame) -> np.ndarray:
+    """Positions of the first follow-up (by date, then file line) of each (contract, period,
+    patient, act), in row order, from the key's integer codes (:func:`key_codes`): the least
+    (day, line) of each code, as one integer when it fits, else by a sort of the rows. What
+    follows does not depend on the order of the rows."""
+    codes = key_codes(f, [*KEYS, "patient_id", "act"])
+    when = f["followed_on"].to_numpy("datetime64[ns]").view(np.int64)  # NaT: the least, as in a sort
+    line = f["_line"].to_numpy().astype(np.int64)
+    day = when - when.min()
+    if not (day % DAY_NS).any():
+        day //= DAY_NS
+    shift = int(line.max()).bit_length()
+    if line.min() >= 0 and int(day.max()).bit_length() + shift < 63:
+        rank = (day << shift) | line  # one integer per row, as (date, line): file lines are unique
+    else:
+        rank = np.empty(len(f), dtype=np.int64)
+        rank[np.lexsort((line, when))] = np.arange(len(f))
+    least = np.full(int(codes.max()) + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(least, codes, rank)
+    return np.flatnonzero(rank == least[codes])
 
 
 def _act_amount(table, act: str) -> int:

@@ -10,10 +10,11 @@ import pandas as pd
 from nmr_engine.decimals import DECIMAL, decimal_micro
 from nmr_engine.errors import Problem, row_problems
 from nmr_engine.plugin import API_VERSION, ModuleSpec, hookimpl
+from nmr_engine.plugin.helpers import VersionsAt, row_positions
 from nmr_engine.plugin.intervals import overlapping_intervals
 
 from . import __version__
-from .rules import SCORINGS, _joint_codes, calculate
+from .rules import SCORINGS, calculate
 from .synth import synthesise
 from .tables import TABLES
 
@@ -73,15 +74,17 @@ def nmr_validate_inputs(module, tables, context):
     )
 
     # patients: dates
+    # on NumPy arrays (NaT compares False, as in pandas): no Series for the 3.4 M national patients
+    ended, declared = pat["ended_on"].to_numpy("datetime64[ns]"), pat["declared_on"].to_numpy("datetime64[ns]")
     problems += row_problems(
         pat,
-        pat["ended_on"].notna() & (pat["ended_on"] < pat["declared_on"]),
+        ~np.isnat(ended) & (ended < declared),
         "ended_on",
         lambda r: f"fin de déclaration ({r['ended_on']:%d/%m/%Y}) avant la déclaration ({r['declared_on']:%d/%m/%Y})",
     )
     problems += row_problems(
         pat,
-        pat["birth_date"] > pat["declared_on"],
+        pat["birth_date"].to_numpy("datetime64[ns]") > declared,
         "birth_date",
         lambda r: (
             f"date de naissance ({r['birth_date']:%d/%m/%Y}) postérieure à la déclaration ({r['declared_on']:%d/%m/%Y})"
@@ -92,7 +95,7 @@ def nmr_validate_inputs(module, tables, context):
     pat_file = pat.attrs.get("file", "patients.csv")
     # each consultation's patient row, by key lookup (no copy of the 1.4 M consultations);
     # (contract_id, patient_id) is unique in patients.csv (declared, checked by the core first)
-    pos = _lookup(pat, ["contract_id", "patient_id"], cons, ["contract_id", "patient_id"])
+    pos = row_positions(pat, ["contract_id", "patient_id"], cons, ["contract_id", "patient_id"])
     found = pos >= 0
     missing = ~found
     problems += row_problems(
@@ -117,7 +120,8 @@ def nmr_validate_inputs(module, tables, context):
         )
     gps = prof.loc[prof["role"] == "generaliste", ["contract_id", "professional_id"]]
     known_gp = (
-        _lookup(gps.drop_duplicates(), ["contract_id", "professional_id"], cons, ["contract_id", "doctor_id"]) >= 0
+        row_positions(gps.drop_duplicates(), ["contract_id", "professional_id"], cons, ["contract_id", "doctor_id"])
+        >= 0
     )
     problems += row_problems(
         cons,
@@ -166,9 +170,13 @@ def nmr_validate_inputs(module, tables, context):
             if i < len(lists.versions) and lists.versions[i].in_force
             for row in lists.versions[i].value
         }
-        listed = np.array(
-            [(int(v), ind) in allowed for v, ind in zip(lists.index, obj["indicator"], strict=True)], dtype=bool
-        )
+        codes, indicators = pd.factorize(obj["indicator"])
+        where = {ind: k for k, ind in enumerate(indicators)}
+        grid = np.zeros((len(lists.versions) + 1, len(indicators) + 1), dtype=bool)  # last column: missing
+        for version, ind in allowed:
+            if ind in where:
+                grid[version, where[ind]] = True
+        listed = grid[lists.index, codes]
         problems += row_problems(
             obj,
             ~listed,
@@ -183,27 +191,16 @@ def nmr_validate_inputs(module, tables, context):
     return problems
 
 
-def _lookup(table: pd.DataFrame, columns: list[str], rows: pd.DataFrame, keys: list[str]) -> np.ndarray:
-    """For each row of ``rows``, the position in ``table`` (unique on ``columns``) of the row whose
-    ``columns`` equal its ``keys``, -1 when none: on integer codes, whatever the columns' dtypes."""
-    left = np.zeros(len(table), dtype=np.int64)
-    right = np.zeros(len(rows), dtype=np.int64)
-    for column, key in zip(columns, keys, strict=True):
-        a, b, span = _joint_codes(table[column], rows[key])
-        left = left * span + a
-        right = right * span + b
-    return pd.Index(left).get_indexer(right)
-
-
 def _parameter_problems(context) -> list[Problem]:
     """The contracts' scoring rule and instalment plan must be usable."""
     problems = []
     seen = set()
     history = context.history
+    at = VersionsAt(context)
     for contract_id, start in zip(history["contract_id"], history["active_start"], strict=True):
         day = start.date()
         for name, check in (("objectives.scoring", _scoring_problem), ("payment.instalments", _instalments_problem)):
-            version = context.at(name, day, contract_id)
+            version = at(name, day, contract_id)
             if version is None or version.id in seen:
                 continue
             seen.add(version.id)

@@ -24,14 +24,22 @@ from __future__ import annotations
 
 import functools
 from fractions import Fraction
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
 from nmr_engine.decimals import decimal_text, parse_decimal, percent_text
-from nmr_engine.money import format_eur, round_cents, split_instalments
+from nmr_engine.money import div_round, format_eur, split_instalments
 from nmr_engine.plugin import CalculationContext, Explanation, lines_frame
-from nmr_engine.plugin.helpers import lines_text, pair_rows
+from nmr_engine.plugin.helpers import (
+    VersionsAt,
+    in_computed_periods,
+    joint_codes,
+    lines_text,
+    pair_rows,
+    row_positions,
+)
 from nmr_engine.plugin.intervals import clip_intervals, suspended_days, with_nominal_days
 
 KEYS = ["contract_id", "period_id"]
@@ -44,19 +52,24 @@ def calculate(context: CalculationContext) -> pd.DataFrame:
         return lines_frame([])
     presence = _presence(context, periods)
     patients = _patients(context, periods)
-    results = context.tables["objectives"]
-    # Rows of each (contract, period), found once (a boolean filter per period is quadratic).
-    objectives: dict = {}
-    for cid, pid, ind, achieved, target, floor, line in zip(
-        results["contract_id"], results["period_id"], results["indicator"], results["achieved"],
-        results["target"], results["floor"], results["_line"], strict=True,
-    ):  # fmt: skip
-        objectives.setdefault((cid, pid), {})[ind] = (achieved, target, floor, line)
+    objectives = _objective_rows(context)
+    lines = _Lines(context)
     records: list[dict] = []
     for row in periods.itertuples(index=False):
         key = (row.contract_id, row.period_id)
-        records += _period_lines(context, row, presence.get(key), patients.get(key), objectives.get(key, {}))
+        records += lines.period(row, presence.get(key), patients.get(key), objectives.get(key, {}))
     return lines_frame(records)
+
+
+def _objective_rows(context: CalculationContext) -> dict:
+    """(contract, period) -> indicator -> (achieved, target, floor, file line) of the periods
+    computed (the rows of other periods are not read), found once for all periods."""
+    results = in_computed_periods(context, context.tables["objectives"])
+    objectives: dict = {}
+    columns = ("contract_id", "period_id", "indicator", "achieved", "target", "floor", "_line")
+    for cid, pid, ind, achieved, target, floor, line in zip(*(results[c].tolist() for c in columns), strict=True):
+        objectives.setdefault((cid, pid), {})[ind] = (achieved, target, floor, line)
+    return objectives
 
 
 # -- inputs per period --------------------------------------------------------------------
@@ -135,301 +148,477 @@ def _patients(context: CalculationContext, periods: pd.DataFrame) -> dict:
     pat = context.tables["patients"]
     file = pat.attrs.get("file", "patients.csv")
     params = _period_params(context, periods)
-    pat_row, per_row = pair_rows(pat["contract_id"], periods["contract_id"])
+    pat_row, per_row = _pairs(pat["contract_id"], periods["contract_id"])
+    # one period per patient's contract (the usual selection): pat_row is 0, 1, 2…, no gather
+    whole = pat_row.size == len(pat)
+
+    def of_patients(values: np.ndarray) -> np.ndarray:
+        return values if whole else values[pat_row]
+
     day = "datetime64[ns]"
     start = params["active_start"].astype(day)[per_row]
     end = params["active_end"].astype(day)[per_row]
-    declared = pat["declared_on"].to_numpy(day)[pat_row]
-    ended = pat["ended_on"].to_numpy(day)[pat_row]
+    declared = of_patients(pat["declared_on"].to_numpy(day))
+    ended = of_patients(pat["ended_on"].to_numpy(day))
     keep = (declared <= end) & (np.isnat(ended) | (ended >= start))
-    pat_row, per_row = pat_row[keep], per_row[keep]
-    age = _age(pat["birth_date"], pat_row, periods["active_start"], per_row)
+    born = of_patients(_calendar_key(pat["birth_date"]))
+    first_day = _calendar_key(periods["active_start"])
     consultations = _child_consultations(pat, context.tables["child_consultations"], params, pat_row, per_row)
-    young = age < params["child_min_age"][per_row]
-    child = ~young & (age < params["adult_age"][per_row])
+    young = _younger(born, first_day, params["child_min_age"], per_row)
+    child = ~young & _younger(born, first_day, params["adult_age"], per_row)
     child_ok = child & (consultations >= params["child_min_consultations"][per_row])
-    ald = pat["ald"].fillna(False).to_numpy(bool)[pat_row]
+    ald = of_patients(pat["ald"].to_numpy(dtype=bool, na_value=False))
     ald_out = ald & ~params["include_ald"][per_row]
-    counted = ((~young & ~child) | child_ok) & ~ald_out
-    flags = {
-        "counted": counted,
-        "adults": ~young & ~child & counted,
-        "ald": ald & counted,
-        "children": child_ok,
-        "children_not": child & ~child_ok,
-        "young": young,
-        "ald_out": ald_out,
-    }
+    counted = ((~young & ~child) | child_ok) & ~ald_out & keep
+    # one count per (period, state) of the five flags below, then each sum from the states;
+    # the pairs out of the period (not kept) in one more bin, dropped
     n = len(periods)
-    sums = {name: np.bincount(per_row[flag], minlength=n) for name, flag in flags.items()}
-    present = np.bincount(per_row, minlength=n) > 0
-    kept_period = per_row[counted]
-    kept_lines = pat["_line"].to_numpy()[pat_row[counted]]
-    order = np.argsort(kept_period, kind="stable")
-    bounds = np.searchsorted(kept_period[order], np.arange(n + 1))
+    state = young.astype(np.int64) + 2 * child + 4 * child_ok + 8 * ald + 16 * ald_out
+    bins = np.where(keep, per_row * 32 + state, 32 * n)
+    by_state = np.bincount(bins, minlength=32 * (n + 1)).reshape(n + 1, 32)[:n]
+    states = np.arange(32)
+    young_s, child_s, ok_s, ald_s, out_s = (((states >> k) & 1).astype(bool) for k in range(5))
+    counted_s = ((~young_s & ~child_s) | ok_s) & ~out_s
+    flags = {
+        "counted": counted_s,
+        "adults": ~young_s & ~child_s & counted_s,
+        "ald": ald_s & counted_s,
+        "children": ok_s,
+        "children_not": child_s & ~ok_s,
+        "young": young_s,
+        "ald_out": out_s,
+    }
+    sums = {name: by_state[:, flag].sum(axis=1) for name, flag in flags.items()}
+    present = by_state.sum(axis=1) > 0
+    first_lines = _first_lines(pat["_line"].to_numpy(), pat_row[counted], per_row[counted], n)
     contract_ids, period_ids = params["contract_id"], params["period_id"]
     out = {}
     for i in np.flatnonzero(present):
         counts = {name: int(values[i]) for name, values in sums.items()}
-        lines = kept_lines[order[bounds[i] : bounds[i + 1]]]
+        lines = first_lines(i)
         counts["lines"] = lines_text(file, lines) if len(lines) else "aucune ligne"
         out[(contract_ids[i], period_ids[i])] = counts
     return out
 
 
-def _age(birth: pd.Series, born_row: np.ndarray, on: pd.Series, on_row: np.ndarray) -> np.ndarray:
-    """Age in whole years on ``on[on_row]`` of people born on ``birth[born_row]`` (date columns):
-    year, month and day read once per row of each column, then paired."""
+def _pairs(left: pd.Series, right: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pair_rows` (same pairs, same order), by a table of positions when each value of
+    ``right`` is there once (one period of each contract: a pair per row of ``left``)."""
+    a, b, span = joint_codes(left, right)
+    at = np.full(span, -1, dtype=np.int64)
+    at[b] = np.arange(len(b))
+    at[0] = -1  # a missing value pairs with nothing
+    if (np.bincount(b, minlength=span)[1:] > 1).any():
+        return pair_rows(left, right)
+    j = at[a]
+    i = np.flatnonzero(j >= 0)
+    return i, j[i]
 
-    def parts(days: pd.Series, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        index = pd.DatetimeIndex(days)
-        return tuple(np.asarray(getattr(index, f), dtype=np.int64)[rows] for f in ("year", "month", "day"))
 
-    (ref_y, ref_m, ref_d), (birth_y, birth_m, birth_d) = parts(on, on_row), parts(birth, born_row)
-    before_birthday = (ref_m < birth_m) | ((ref_m == birth_m) & (ref_d < birth_d))
-    return ref_y - birth_y - before_birthday.astype(np.int64)
+def _first_lines(lines: np.ndarray, rows: np.ndarray, group: np.ndarray, n: int, limit: int = 8):
+    """A function of a group (0 to ``n`` - 1) giving its ``lines[rows]`` in ascending order, the
+    first ``limit`` + 1 of them only (enough for :func:`lines_text`). When the rows ascend with
+    their file lines and each group is one run of them (a file in contract order), each group's
+    first lines are the start of its run; otherwise one sort."""
+    ordered = rows.size < 2 or ((np.diff(rows) >= 0).all() and (np.diff(lines[rows]) > 0).all())
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if group.size else np.zeros(0, np.int64)
+    if ordered and np.unique(group[starts]).size == starts.size:  # one run per group
+        begin = np.zeros(n, dtype=np.int64)
+        end = np.zeros(n, dtype=np.int64)
+        begin[group[starts]] = starts
+        end[group[starts]] = np.r_[starts[1:], group.size]
+        picked = lines[rows]
+    else:
+        order = np.lexsort((lines[rows], group))
+        bounds = np.searchsorted(group[order], np.arange(n + 1))
+        begin, end = bounds[:-1], bounds[1:]
+        picked = lines[rows[order]]
+    return lambda i: picked[begin[i] : min(end[i], begin[i] + limit + 1)]
+
+
+def _younger(born: np.ndarray, day: np.ndarray, years: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """Whether people born on ``born`` (:func:`_calendar_key`) are less than ``years[row]`` years
+    old in whole years on ``day[row]``: born after the same month and day ``years`` years before
+    (29 February included, as ages are counted by year, then month and day)."""
+    return born > (day - 512 * np.asarray(years, dtype=np.int64))[row]
+
+
+def _calendar_key(days: pd.Series) -> np.ndarray:
+    """year × 512 + month × 32 + day of each date of a column (ordered as the dates), by NumPy's
+    calendar units over the span of days the column covers (a century at most: small), then gathered."""
+    d = days.to_numpy("datetime64[ns]").astype("datetime64[D]")
+    if d.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    number = d.astype(np.int64)
+    lo, hi = (int(number.min()), int(number.max())) if not np.isnat(d).any() else (0, -1)
+    small = 0 <= hi - lo < 1_000_000
+    span = np.arange(lo, hi + 1).astype("datetime64[D]") if small else d
+    year, month = span.astype("datetime64[Y]"), span.astype("datetime64[M]")
+    key = (year.astype(np.int64) + 1970) * 512
+    key += (month - year.astype("datetime64[M]")).astype(np.int64) * 32 + (span - month).astype(np.int64)
+    return key[number - lo] if small else key
 
 
 def _child_consultations(
     pat: pd.DataFrame, cons: pd.DataFrame, params: dict, pat_row: np.ndarray, per_row: np.ndarray
 ) -> np.ndarray:
-    """Distinct consultation days of each (patient, period) pair in its period (0 when none)."""
+    """Distinct consultation days of each (patient, period) pair in its period (0 when none).
+
+    Each consultation is tied to its patient's row once (:func:`row_positions`, on the key of
+    patients.csv); the distinct (row, period, day) are then counted on integers."""
     if len(pat_row) == 0 or cons.empty:
         return np.zeros(len(pat_row), dtype="int64")
-    pat_contract, cons_contract, _ = _joint_codes(pat["contract_id"], cons["contract_id"])
-    pat_patient, cons_patient, n_pat = _joint_codes(pat["patient_id"], cons["patient_id"])
+    of = row_positions(pat, ["contract_id", "patient_id"], cons, ["contract_id", "patient_id"])
     period_codes, period_ids = pd.factorize(params["period_id"])
     n_per = len(period_ids) + 1
     cons_period = pd.Index(period_ids).get_indexer(cons["period_id"])
-    cons_key = (cons_contract.astype(np.int64) * n_pat + cons_patient) * n_per + cons_period
     days = cons["consultation_date"].to_numpy("datetime64[ns]")
-    ok = (cons_period >= 0) & ~np.isnat(days)
-    key, when = cons_key[ok], days[ok].view(np.int64)
-    order = np.lexsort((when, key))
-    key, when = key[order], when[order]
-    distinct = np.r_[True, (key[1:] != key[:-1]) | (when[1:] != when[:-1])] if len(key) else np.zeros(0, bool)
-    keys, seen = np.unique(key[distinct], return_counts=True)
-    pair_key = (pat_contract.astype(np.int64)[pat_row] * n_pat + pat_patient[pat_row]) * n_per + period_codes[per_row]
-    pos = np.minimum(np.searchsorted(keys, pair_key), max(len(keys) - 1, 0))
-    hit = keys[pos] == pair_key if len(keys) else np.zeros(len(pair_key), bool)
-    return np.where(hit, seen[pos] if len(keys) else 0, 0).astype("int64")
-
-
-def _joint_codes(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray, int]:
-    """Codes of ``a`` and ``b`` in one space of equal values (0 for a missing value), and its size."""
-    if isinstance(a.dtype, pd.CategoricalDtype) and isinstance(b.dtype, pd.CategoricalDtype):
-        na = len(a.cat.categories)
-        both = pd.concat([a.cat.categories.to_series(), b.cat.categories.to_series()], ignore_index=True)
-        codes, uniques = pd.factorize(both)
-        per_a, per_b = np.append(codes[:na] + 1, 0), np.append(codes[na:] + 1, 0)
-        return per_a[a.cat.codes.to_numpy()], per_b[b.cat.codes.to_numpy()], len(uniques) + 1
-    a, b = (s.astype(str) if isinstance(s.dtype, pd.CategoricalDtype) else s for s in (a, b))
-    codes, uniques = pd.factorize(pd.concat([a, b], ignore_index=True))
-    return codes[: len(a)] + 1, codes[len(a) :] + 1, len(uniques) + 1
+    ok = (of >= 0) & (cons_period >= 0) & ~np.isnat(days)
+    key = of[ok] * n_per + cons_period[ok]
+    when = days[ok].astype("datetime64[D]").astype(np.int64)
+    if not key.size:
+        return np.zeros(len(pat_row), dtype="int64")
+    when -= when.min()
+    shift = int(when.max()).bit_length()
+    if int(key.max()).bit_length() + shift < 63:  # (key, day) as one integer: one sort
+        both = (key << shift) | when
+        if (both[1:] < both[:-1]).any():  # a file in patient and date order is sorted already
+            both = np.sort(both)
+        key = both[np.r_[True, both[1:] != both[:-1]]] >> shift
+    else:
+        order = np.lexsort((when, key))
+        key, when = key[order], when[order]
+        key = key[np.r_[True, (key[1:] != key[:-1]) | (when[1:] != when[:-1])]]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    keys, seen = key[starts], np.diff(np.r_[starts, key.size])
+    out = np.zeros(len(pat_row), dtype="int64")
+    some = np.zeros(len(pat), dtype=bool)
+    some[of[ok]] = True
+    asked = np.flatnonzero(some[pat_row])  # only the pairs of a patient with a consultation
+    pair_key = pat_row[asked] * n_per + period_codes[per_row[asked]]
+    pos = np.minimum(np.searchsorted(keys, pair_key), keys.size - 1)
+    hit = keys[pos] == pair_key
+    out[asked[hit]] = seen[pos[hit]]
+    return out
 
 
 # -- one contract period -------------------------------------------------------------------
-def _at(context: CalculationContext, name: str, row):
-    return context.at(name, row.active_start.date(), row.contract_id)
+PERIOD_PARAMETERS = (
+    "eligibility.min_gps",
+    "eligibility.min_paramedicals",
+    "size_classes",
+    "fte.half_days_per_fte",
+    "objectives.share_at_stake",
+    "objectives.scoring",
+    "objectives.indicators",
+    "payment.instalments",
+    "payment.proration",
+    "patients.child_min_age",
+    "patients.adult_age",
+    "patients.child_min_consultations",
+    "patients.include_ald",
+)
+INSTALMENT_ROUNDING = (
+    "montant de la part arrondi une fois au centime (demi-centime au supérieur) ; "
+    "échéances arrondies de même, la dernière reçoit le reste"
+)
+NO_PRESENCE = {"hd_days": 0, "gps": 0, "paramedicals": 0, "others": 0, "people": 0, "lines": "aucune"}
+NO_PATIENTS = {
+    "counted": 0, "adults": 0, "ald": 0, "children": 0, "children_not": 0, "young": 0, "ald_out": 0,
+    "lines": "aucune ligne",
+}  # fmt: skip
 
 
-def _period_lines(
-    context: CalculationContext, row, presence: dict | None, patients: dict | None, objective_rows=None
-) -> list[dict]:
-    presence = presence or {"hd_days": 0, "gps": 0, "paramedicals": 0, "others": 0, "people": 0, "lines": "aucune"}
-    patients = patients or {
-        "counted": 0, "adults": 0, "ald": 0, "children": 0, "children_not": 0, "young": 0, "ald_out": 0,
-        "lines": "aucune ligne",
-    }  # fmt: skip
-    p = {
-        name: _at(context, name, row)
-        for name in (
-            "eligibility.min_gps",
-            "eligibility.min_paramedicals",
-            "size_classes",
-            "fte.half_days_per_fte",
-            "objectives.share_at_stake",
-            "objectives.scoring",
-            "objectives.indicators",
-            "payment.instalments",
-            "payment.proration",
-            "patients.child_min_age",
-            "patients.adult_age",
-            "patients.child_min_consultations",
-            "patients.include_ald",
+class _Lines:
+    """The lines of each contract period. What depends only on the parameter versions in force
+    (texts, shares, instalment plan) is prepared once per distinct set of versions; amounts are
+    exact integer arithmetic on the same fractions as the rules above."""
+
+    def __init__(self, context: CalculationContext):
+        self.context = context
+        self.at = VersionsAt(context)
+        names = {context.param(name) for name in PERIOD_PARAMETERS}
+        self.overridden = {contract_id for contract_id, name in self.at.overridden if name in names}
+        self.plans: dict = {}
+        self.plan_of: dict = {}
+        self.indicator_texts: dict = {}
+        self.decimals: dict = {}
+        results = context.tables["objectives"]
+        self.objectives_file = results.attrs.get("file", "objectives.csv")
+
+    def plan(self, row) -> SimpleNamespace:
+        """The plan of the versions in force on the period's first active day (once per day for
+        the contracts without an override of these parameters)."""
+        day = row.active_start.date()
+        asked = (day, row.contract_id if row.contract_id in self.overridden else None)
+        if asked not in self.plan_of:
+            p = {name: self.at(name, day, row.contract_id) for name in PERIOD_PARAMETERS}
+            key = tuple(id(v) for v in p.values())
+            if key not in self.plans:
+                self.plans[key] = _plan(p)
+            self.plan_of[asked] = self.plans[key]
+        return self.plan_of[asked]
+
+    def period(self, row, presence: dict | None, patients: dict | None, objective_rows=None) -> list[dict]:
+        presence = presence or NO_PRESENCE
+        patients = patients or NO_PATIENTS
+        plan = self.plan(row)
+        p = plan.p
+        presence_input = (
+            "professionnels présents",
+            f"{presence['gps']} généraliste(s), {presence['paramedicals']} paramédical(aux), "
+            f"{presence['others']} autre(s) ({presence['lines']})",
         )
-    }
-    presence_input = (
-        "professionnels présents",
-        f"{presence['gps']} généraliste(s), {presence['paramedicals']} paramédical(aux), "
-        f"{presence['others']} autre(s) ({presence['lines']})",
-    )
-    min_gps, min_para = p["eligibility.min_gps"].value, p["eligibility.min_paramedicals"].value
-    if presence["gps"] < min_gps or presence["paramedicals"] < min_para:
-        return [
-            _record(
-                context,
-                row,
-                "forfait_non_eligible",
-                "Forfait de coordination — structure non éligible",
-                "unique",
-                row.period_end,
-                presence["people"],
-                0,
-                Explanation(
-                    summary="Forfait de coordination : structure non éligible dans la période, rien n'est dû",
-                    formula="0,00 €",
-                    inputs=(presence_input,),
-                    parameters=(p["eligibility.min_gps"], p["eligibility.min_paramedicals"]),
-                    reason=(
-                        f"la structure compte {presence['gps']} médecin(s) généraliste(s) et "
-                        f"{presence['paramedicals']} professionnel(s) paramédical(aux) présents dans la période ; "
-                        "il en faut au moins "
-                        f"{min_gps} et {min_para}"
+        if presence["gps"] < plan.min_gps or presence["paramedicals"] < plan.min_para:
+            return [_not_eligible(self.context, row, p, presence, presence_input)]
+        n = patients["counted"]
+        size_class = next((c for c in plan.classes if c["min_patients"] <= n <= c["max_patients"]), None)
+        if size_class is None:
+            return [_no_class(self.context, row, p, n)]
+
+        if plan.by_days:
+            days, nominal = int(row.active_days), int(row.nominal_days)
+            prorate_text = f" × {row.active_days}/{row.nominal_days} jours"
+        else:
+            days = nominal = 1
+            prorate_text = ""
+        fte_text = decimal_text(Fraction(presence["hd_days"], plan.hd_per_fte * int(row.active_days)))
+        # part A = n × amount × prorate, part B = fte_amount × fte × prorate (exact), each × (1 − share)
+        a_num, a_den = n * size_class["patient_amount"] * days, nominal
+        b_num = size_class["fte_amount"] * presence["hd_days"] * days
+        b_den = plan.hd_per_fte * int(row.active_days) * nominal
+        fixed = plan.fixed
+        class_text = (
+            f"classe {size_class['size_class']} ({size_class['min_patients']} à {size_class['max_patients']} patients)"
+        )
+        records = []
+        a_total = div_round(a_num * fixed.numerator, a_den * fixed.denominator)
+        records += self.instalments(
+            row,
+            plan,
+            component="part_a_patientele",
+            label="Part A — patientèle médecin traitant",
+            quantity=n,
+            total=a_total,
+            summary=f"Part A (temps de management) : {n} patients, {class_text}",
+            formula=f"{n} patients × {format_eur(size_class['patient_amount'])}{prorate_text}{plan.fixed_text}",
+            inputs=(
+                (
+                    "patients comptés",
+                    f"{n} dont {patients['adults']} ayant déclaré leur médecin traitant (dont {patients['ald']} en "
+                    f"ALD) et {patients['children']} enfant(s) vus au moins {plan.child_min_consultations} fois "
+                    f"({patients['lines']})",
+                ),
+                (
+                    "patients non comptés",
+                    f"{patients['children_not']} enfant(s) vus moins de {plan.child_min_consultations} "
+                    f"fois, {patients['young']} enfant(s) de moins de {plan.child_min_age} ans"
+                    + (f", {patients['ald_out']} patient(s) en ALD exclus" if patients["ald_out"] else ""),
+                ),
+                ("jours actifs de la période", f"{row.active_days} sur {row.nominal_days} (année de contrat complète)"),
+            ),
+            parameters=plan.a_parameters,
+        )
+        b_total = div_round(b_num * fixed.numerator, b_den * fixed.denominator)
+        records += self.instalments(
+            row,
+            plan,
+            component="part_b_temps_professionnels",
+            label="Part B — temps des professionnels (ETP)",
+            quantity=presence["people"],
+            total=b_total,
+            summary=f"Part B (temps de coordination) : {fte_text} ETP, {class_text}",
+            formula=(
+                f"{fte_text} ETP × {format_eur(size_class['fte_amount'])}{prorate_text}{plan.fixed_text}, "
+                f"avec ETP = {presence['hd_days']} demi-journées×jours / ({plan.hd_per_fte} × {row.active_days} "
+                "jours) exactement"
+            ),
+            inputs=(presence_input, ("demi-journées hebdomadaires × jours de présence", str(presence["hd_days"]))),
+            parameters=plan.b_parameters,
+        )
+        if plan.share:  # (part A + part B) × share, as a numerator and a denominator
+            share = plan.share
+            at_stake = ((a_num * b_den + b_num * a_den) * share.numerator, a_den * b_den * share.denominator)
+            records.append(self.objectives(row, plan, at_stake, objective_rows))
+        return records
+
+    def instalments(self, row, plan, *, component, label, quantity, total, summary, formula, inputs, parameters):
+        """The instalments of a part (as :func:`split_instalments`: all but the last rounded)."""
+        parts = [div_round(total * share.numerator, share.denominator) for share in plan.shares[:-1]]
+        parts.append(total - sum(parts))
+        total_text = format_eur(total)
+        formula = f"{formula} = {total_text}"
+        last = len(parts) - 1
+        out = []
+        for i, (part, (name, months, summary_suffix, split_prefix)) in enumerate(zip(parts, plan.steps, strict=True)):
+            if not last:
+                split_text = ""
+            elif i < last:
+                split_text = f"{split_prefix}{format_eur(part)}"
+            else:
+                split_text = f"{split_prefix}{total_text} − {format_eur(total - part)} = {format_eur(part)}"
+            out.append(
+                _record(
+                    self.context,
+                    row,
+                    component,
+                    label,
+                    name,
+                    _months_after(row.active_start, months),
+                    quantity,
+                    part,
+                    Explanation(
+                        summary=summary + summary_suffix,
+                        formula=formula + split_text,
+                        inputs=inputs,
+                        parameters=parameters,
+                        rounding=INSTALMENT_ROUNDING,
                     ),
-                ),
+                )
             )
-        ]
+        return out
 
-    n = patients["counted"]
-    size_class = next(
-        (c for c in p["size_classes"].value if c["min_patients"] <= n <= c["max_patients"]),
-        None,
-    )
-    if size_class is None:
-        return [
-            _record(
-                context, row, "forfait_sans_classe", "Forfait de coordination — aucune classe de taille", "unique",
-                row.period_end, n, 0,
-                Explanation(
-                    summary="Forfait de coordination : aucune classe de taille ne contient la patientèle",
-                    formula="0,00 €",
-                    inputs=(("patients comptés", str(n)),),
-                    parameters=(p["size_classes"],),
-                    reason=f"{n} patients : hors des bornes de la table des classes (paramètre size_classes)",
-                ),
+    def objectives(self, row, plan, at_stake: tuple[int, int], objective_rows=None) -> dict:
+        mine = objective_rows or {}  # indicator -> (achieved, target, floor, file line) of this period
+        # score = Σ weight × indicator score / Σ weights, summed exactly on integers
+        num, den = 0, 1
+        inputs = []
+        if plan.indicators and not plan.total_weight:
+            raise ZeroDivisionError(f"Fraction({plan.indicators[0][1]}, 0)")  # as weight / Σ weights would
+        for code, weight, label in plan.indicators:
+            if code not in mine:
+                text = "résultat non transmis : noté 0"
+            else:
+                achieved_text, target_text, floor_text, line = mine[code]
+                s, text = self.indicator(achieved_text, target_text, floor_text, plan.scoring)
+                text = f"{text} ({self.objectives_file}, ligne {int(line)})"
+                if s:
+                    num, den = num * s.denominator + weight * s.numerator * den, den * s.denominator
+            inputs.append((label, text))
+        score = Fraction(num, den * plan.total_weight) if num else Fraction(0)
+        return _objectives_record(self.context, row, plan, at_stake, score, tuple(inputs))
+
+    def indicator(self, achieved_text: str, target_text: str, floor_text, scoring: str) -> tuple[Fraction, str]:
+        """Score and text of one result (without its file line), once per distinct result."""
+        key = (achieved_text, target_text, floor_text, scoring)
+        if key not in self.indicator_texts:
+            (achieved, a_text), (target, t_text) = self.decimal(achieved_text), self.decimal(target_text)
+            floor, f_text = self.decimal(floor_text) if floor_text else (Fraction(0), decimal_text(Fraction(0)))
+            s = _score(achieved, target, floor, scoring)
+            self.indicator_texts[key] = (
+                s,
+                f"atteint {a_text} pour une cible de {t_text}"
+                + (f" (seuil {f_text})" if scoring == "linear" else "")
+                + f" : {percent_text(s)} acquis",
             )
-        ]  # fmt: skip
+        return self.indicator_texts[key]
 
-    if p["payment.proration"].value == "days":
-        prorate = Fraction(int(row.active_days), int(row.nominal_days))
-        prorate_text = f" × {row.active_days}/{row.nominal_days} jours"
-    else:
-        prorate, prorate_text = Fraction(1), ""
+    def decimal(self, text: str) -> tuple[Fraction, str]:
+        """A decimal of objectives.csv and its display text, once per distinct text."""
+        if text not in self.decimals:
+            value = parse_decimal(text)
+            self.decimals[text] = (value, decimal_text(value))
+        return self.decimals[text]
+
+
+def _plan(p: dict) -> SimpleNamespace:
+    """What the lines of a period take from its parameter versions ``p`` alone."""
     share = Fraction(p["objectives.share_at_stake"].value)
-    fixed = 1 - share
-    hd_per_fte = p["fte.half_days_per_fte"].value
-    fte = Fraction(presence["hd_days"], hd_per_fte * int(row.active_days))
-    part_a = n * size_class["patient_amount"] * prorate
-    part_b = size_class["fte_amount"] * fte * prorate
-    class_text = (
-        f"classe {size_class['size_class']} ({size_class['min_patients']} à {size_class['max_patients']} patients)"
-    )
-    fixed_text = f" × (100 % − {percent_text(share)} modulés)" if share else ""
-    common_params = (
-        p["size_classes"],
-        p["payment.proration"],
-        p["objectives.share_at_stake"],
-        p["payment.instalments"],
-    )
-
-    records = []
-    a_total = round_cents(part_a * fixed)
-    records += _instalment_lines(
-        context,
-        row,
-        p["payment.instalments"],
-        component="part_a_patientele",
-        label="Part A — patientèle médecin traitant",
-        quantity=n,
-        total=a_total,
-        summary=f"Part A (temps de management) : {n} patients, {class_text}",
-        formula=f"{n} patients × {format_eur(size_class['patient_amount'])}{prorate_text}{fixed_text}",
-        inputs=(
-            (
-                "patients comptés",
-                f"{n} dont {patients['adults']} ayant déclaré leur médecin traitant (dont {patients['ald']} en ALD) et "
-                f"{patients['children']} enfant(s) vus au moins {p['patients.child_min_consultations'].value} fois "
-                f"({patients['lines']})",
-            ),
-            (
-                "patients non comptés",
-                f"{patients['children_not']} enfant(s) vus moins de {p['patients.child_min_consultations'].value} "
-                f"fois, {patients['young']} enfant(s) de moins de {p['patients.child_min_age'].value} ans"
-                + (f", {patients['ald_out']} patient(s) en ALD exclus" if patients["ald_out"] else ""),
-            ),
-            ("jours actifs de la période", f"{row.active_days} sur {row.nominal_days} (année de contrat complète)"),
-        ),
-        parameters=(
-            *common_params,
+    instalments = p["payment.instalments"].value
+    shares = [Fraction(r["share_percent"], 100) for r in instalments]
+    split_instalments(0, shares)  # a plan that does not add up to 100 % fails here, as it would below
+    common = (p["size_classes"], p["payment.proration"], p["objectives.share_at_stake"], p["payment.instalments"])
+    indicators = p["objectives.indicators"].value if share else ()
+    total_weight = sum(i["weight"] for i in indicators)
+    return SimpleNamespace(
+        p=p,
+        min_gps=p["eligibility.min_gps"].value,
+        min_para=p["eligibility.min_paramedicals"].value,
+        classes=p["size_classes"].value,
+        by_days=p["payment.proration"].value == "days",
+        hd_per_fte=p["fte.half_days_per_fte"].value,
+        share=share,
+        fixed=1 - share,
+        fixed_text=f" × (100 % − {percent_text(share)} modulés)" if share else "",
+        instalments=instalments,
+        shares=shares,
+        steps=_steps(instalments),
+        child_min_consultations=p["patients.child_min_consultations"].value,
+        child_min_age=p["patients.child_min_age"].value,
+        a_parameters=(
+            *common,
             p["patients.child_min_age"],
             p["patients.adult_age"],
             p["patients.child_min_consultations"],
             p["patients.include_ald"],
         ),
+        b_parameters=(*common, p["fte.half_days_per_fte"]),
+        scoring=p["objectives.scoring"].value,
+        indicators=tuple(
+            (i["indicator"], i["weight"], f"indicateur {i['indicator']} (poids {i['weight']}/{total_weight})")
+            for i in indicators
+        ),
+        total_weight=total_weight,
+        share_text=percent_text(p["objectives.share_at_stake"].value),
+        n_indicators=len(p["objectives.indicators"].value),
     )
-    b_total = round_cents(part_b * fixed)
-    records += _instalment_lines(
+
+
+def _steps(instalments: list[dict]) -> list[tuple[str, int, str, str]]:
+    """Each instalment of a plan: name, months after the start, the end of its summary and the
+    start of its share in the formula."""
+    if len(instalments) == 1:
+        return [("unique", int(instalments[0]["months_after_start"]), "", "")]
+    last = len(instalments) - 1
+    return [
+        (
+            r["instalment"],
+            int(r["months_after_start"]),
+            f" — {r['instalment']} ({r['share_percent']} %)",
+            f" ; {r['instalment']} {r['share_percent']} % = " if i < last else f" ; {r['instalment']} = ",
+        )
+        for i, r in enumerate(instalments)
+    ]
+
+
+def _not_eligible(context, row, p, presence, presence_input) -> dict:
+    min_gps, min_para = p["eligibility.min_gps"].value, p["eligibility.min_paramedicals"].value
+    return _record(
         context,
         row,
-        p["payment.instalments"],
-        component="part_b_temps_professionnels",
-        label="Part B — temps des professionnels (ETP)",
-        quantity=presence["people"],
-        total=b_total,
-        summary=f"Part B (temps de coordination) : {decimal_text(fte)} ETP, {class_text}",
-        formula=(
-            f"{decimal_text(fte)} ETP × {format_eur(size_class['fte_amount'])}{prorate_text}{fixed_text}, "
-            f"avec ETP = {presence['hd_days']} demi-journées×jours / ({hd_per_fte} × {row.active_days} jours) "
-            "exactement"
+        "forfait_non_eligible",
+        "Forfait de coordination — structure non éligible",
+        "unique",
+        row.period_end,
+        presence["people"],
+        0,
+        Explanation(
+            summary="Forfait de coordination : structure non éligible dans la période, rien n'est dû",
+            formula="0,00 €",
+            inputs=(presence_input,),
+            parameters=(p["eligibility.min_gps"], p["eligibility.min_paramedicals"]),
+            reason=(
+                f"la structure compte {presence['gps']} médecin(s) généraliste(s) et "
+                f"{presence['paramedicals']} professionnel(s) paramédical(aux) présents dans la période ; "
+                "il en faut au moins "
+                f"{min_gps} et {min_para}"
+            ),
         ),
-        inputs=(presence_input, ("demi-journées hebdomadaires × jours de présence", str(presence["hd_days"]))),
-        parameters=(*common_params, p["fte.half_days_per_fte"]),
     )
-    if share:
-        records.append(_objectives_line(context, row, p, (part_a + part_b) * share, n, objective_rows))
-    return records
 
 
-def _instalment_lines(
-    context, row, instalments, *, component, label, quantity, total, summary, formula, inputs, parameters
-) -> list[dict]:
-    table = instalments.value
-    shares = [Fraction(r["share_percent"], 100) for r in table]
-    parts = split_instalments(total, shares)
-    names = ["unique"] if len(table) == 1 else [r["instalment"] for r in table]
-    out = []
-    for i, (spec, part, name) in enumerate(zip(table, parts, names, strict=True)):
-        due = _months_after(row.active_start, int(spec["months_after_start"]))
-        if len(table) == 1:
-            split_text = ""
-        elif i < len(table) - 1:
-            split_text = f" ; {name} {spec['share_percent']} % = {format_eur(part)}"
-        else:
-            split_text = f" ; {name} = {format_eur(total)} − {format_eur(total - part)} = {format_eur(part)}"
-        out.append(
-            _record(
-                context,
-                row,
-                component,
-                label,
-                name,
-                due,
-                quantity,
-                part,
-                Explanation(
-                    summary=summary + ("" if len(table) == 1 else f" — {name} ({spec['share_percent']} %)"),
-                    formula=f"{formula} = {format_eur(total)}{split_text}",
-                    inputs=inputs,
-                    parameters=parameters,
-                    rounding=(
-                        "montant de la part arrondi une fois au centime (demi-centime au supérieur) ; "
-                        "échéances arrondies de même, la dernière reçoit le reste"
-                    ),
-                ),
-            )
-        )
-    return out
+def _no_class(context, row, p, n: int) -> dict:
+    return _record(
+        context, row, "forfait_sans_classe", "Forfait de coordination — aucune classe de taille", "unique",
+        row.period_end, n, 0,
+        Explanation(
+            summary="Forfait de coordination : aucune classe de taille ne contient la patientèle",
+            formula="0,00 €",
+            inputs=(("patients comptés", str(n)),),
+            parameters=(p["size_classes"],),
+            reason=f"{n} patients : hors des bornes de la table des classes (paramètre size_classes)",
+        ),
+    )  # fmt: skip
 
 
 @functools.lru_cache(maxsize=4096)
@@ -438,40 +627,19 @@ def _months_after(start: pd.Timestamp, months: int) -> pd.Timestamp:
     return start + pd.DateOffset(months=months)
 
 
-def _objectives_line(context, row, p, at_stake: Fraction, n: int, objective_rows=None) -> dict:
-    scoring = p["objectives.scoring"].value
-    indicators = p["objectives.indicators"].value
-    results = context.tables["objectives"]
-    mine = objective_rows or {}  # indicator -> (achieved, target, floor, file line) of this period
-    file = results.attrs.get("file", "objectives.csv")
-    total_weight = sum(i["weight"] for i in indicators)
-    score = Fraction(0)
-    inputs = []
-    for ind in indicators:
-        code, weight = ind["indicator"], ind["weight"]
-        if code not in mine:
-            s, text = Fraction(0), "résultat non transmis : noté 0"
-        else:
-            achieved_text, target_text, floor_text, line = mine[code]
-            achieved, target = parse_decimal(achieved_text), parse_decimal(target_text)
-            floor = parse_decimal(floor_text) if floor_text else Fraction(0)
-            s = _score(achieved, target, floor, scoring)
-            text = (
-                f"atteint {decimal_text(achieved)} pour une cible de {decimal_text(target)}"
-                + (f" (seuil {decimal_text(floor)})" if scoring == "linear" else "")
-                + f" : {percent_text(s)} acquis ({file}, ligne {int(line)})"
-            )
-        score += Fraction(weight, total_weight) * s
-        inputs.append((f"indicateur {code} (poids {weight}/{total_weight})", text))
-    amount = round_cents(at_stake * score)
+def _objectives_record(context, row, plan, at_stake: tuple[int, int], score: Fraction, inputs: tuple) -> dict:
+    """The modulated line: ``at_stake`` (numerator, denominator) × ``score``, rounded once."""
+    num, den = at_stake
+    amount = div_round(num * score.numerator, den * score.denominator)
+    p = plan.p
     explanation = Explanation(
         summary=f"Part modulée par les objectifs de santé publique : {percent_text(score)} acquis",
         formula=(
-            f"{percent_text(p['objectives.share_at_stake'].value)} × (part A + part B avant modulation) = "
-            f"{'' if Fraction(at_stake).denominator == 1 else '≈ '}{format_eur(round_cents(at_stake))} "
+            f"{plan.share_text} × (part A + part B avant modulation) = "
+            f"{'' if num % den == 0 else '≈ '}{format_eur(div_round(num, den))} "
             f"× {percent_text(score)} = {format_eur(amount)}"
         ),
-        inputs=tuple(inputs),
+        inputs=inputs,
         parameters=(p["objectives.share_at_stake"], p["objectives.scoring"], p["objectives.indicators"]),
         reason=None if amount else "aucun objectif de santé publique atteint dans la période (score nul)",
         rounding="arrondi une fois au centime (demi-centime au supérieur)",
@@ -483,7 +651,7 @@ def _objectives_line(context, row, p, at_stake: Fraction, n: int, objective_rows
         "Part modulée — objectifs de santé publique",
         "unique",
         row.period_end,
-        len(indicators),
+        plan.n_indicators,
         amount,
         explanation,
     )

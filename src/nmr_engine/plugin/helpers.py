@@ -9,6 +9,7 @@ resulting lines are explained one by one.
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -324,3 +325,312 @@ def sort_rows(keys: Sequence[np.ndarray], sizes: Sequence[int] | None = None) ->
     packed.sort()
     packed &= (1 << row_bits) - 1  # the row positions, in place
     return packed
+
+
+# -- row lookups on keys (appended: generic, for any plugin) ----------------------------------
+def joint_codes(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray, int]:
+    """Codes of ``a`` and ``b`` in one space of equal values (0 for a missing value, so two missing
+    values are equal), and the size of that space. Two categorical columns are coded through their
+    categories (no pass over the values' texts)."""
+    if isinstance(a.dtype, pd.CategoricalDtype) and isinstance(b.dtype, pd.CategoricalDtype):
+        na = len(a.cat.categories)
+        both = pd.concat([a.cat.categories.to_series(), b.cat.categories.to_series()], ignore_index=True)
+        codes, uniques = pd.factorize(both)
+        per_a, per_b = np.append(codes[:na] + 1, 0), np.append(codes[na:] + 1, 0)
+        return per_a[a.cat.codes.to_numpy()], per_b[b.cat.codes.to_numpy()], len(uniques) + 1
+    if _text_like(a) and _text_like(b):  # one categorical: the other's values among its categories
+        if isinstance(a.dtype, pd.CategoricalDtype):
+            return _category_codes(a, b)
+        if isinstance(b.dtype, pd.CategoricalDtype):
+            codes_b, codes_a, span = _category_codes(b, a)
+            return codes_a, codes_b, span
+    a, b = (s.astype(str) if isinstance(s.dtype, pd.CategoricalDtype) else s for s in (a, b))
+    codes, uniques = pd.factorize(pd.concat([a, b], ignore_index=True))
+    return codes[: len(a)] + 1, codes[len(a) :] + 1, len(uniques) + 1
+
+
+def _text_like(values: pd.Series) -> bool:
+    """Text values, or a categorical of text categories."""
+    dtype = values.cat.categories.dtype if isinstance(values.dtype, pd.CategoricalDtype) else values.dtype
+    return isinstance(dtype, pd.StringDtype)
+
+
+def _category_codes(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`joint_codes` of a categorical ``a`` and a text column ``b``: ``b``'s values found
+    among ``a``'s categories, the others coded after them."""
+    categories = a.cat.categories
+    at = categories.get_indexer(b)
+    codes_b = at.astype(np.int64) + 1
+    other = (at < 0) & b.notna().to_numpy()
+    extra, uniques = pd.factorize(b[other])
+    codes_b[other] = len(categories) + 1 + extra
+    return a.cat.codes.to_numpy().astype(np.int64) + 1, codes_b, len(categories) + len(uniques) + 1
+
+
+def row_positions(table: pd.DataFrame, columns: Sequence[str], rows: pd.DataFrame, keys: Sequence[str]) -> np.ndarray:
+    """For each row of ``rows``, the position in ``table`` of the row whose ``columns`` equal its
+    ``keys`` (-1 when none); ``table`` must be unique on ``columns`` (e.g. a declared unique key).
+    Missing values are equal to each other, as in :func:`joint_codes`.
+
+    Fast path, exact: categorical columns by their joint codes, fixed-width text columns by their
+    bytes read in place as 64-bit words; the words of each key are hashed to one integer, rows are
+    matched on that hash and every match is then checked word by word. Other columns, a hash shared
+    by two rows of ``table`` or a match that is not equal fall back to :func:`joint_codes` on every
+    column (the straightforward path, which also raises on a ``table`` that is not unique).
+
+    The answers of the last few calls are kept (e.g. from a plugin's checks to its calculation):
+    asked again for the same two frames, an answer is given again once every row is seen found
+    there with equal key words (a frame changed in between, or a row not found, is looked up anew)."""
+    key = (id(table), id(rows), tuple(columns), tuple(keys))
+    last = _LAST_POSITIONS.get(key)
+    if last is not None and last[0]() is table and last[1]() is rows:
+        words = _key_words(table, columns, rows, keys, copy=False)  # only the found rows are read
+        if words is not None and _all_equal(*words, last[2]):
+            return last[2].copy()
+    words = _key_words(table, columns, rows, keys)
+    if words is not None:
+        found = _hash_match(*words)
+        if found is not None:
+            while len(_LAST_POSITIONS) >= 4:  # the last few answers only
+                del _LAST_POSITIONS[next(iter(_LAST_POSITIONS))]
+            _LAST_POSITIONS[key] = (weakref.ref(table), weakref.ref(rows), found.copy())
+            return found
+    return _row_positions_exact(table, columns, rows, keys)
+
+
+#: The last answers of :func:`row_positions`: (table id, rows id, columns, keys) -> (weak
+#: references to the two frames, positions).
+_LAST_POSITIONS: dict = {}
+
+
+def _all_equal(left: list[np.ndarray], right: list[np.ndarray], found: np.ndarray) -> bool:
+    """Whether every row of ``right`` is found (``found`` ≥ 0) at a row of ``left`` with equal words."""
+    if len(found) != (len(right[0]) if right else 0) or (found < 0).any() or (found >= len(left[0])).any():
+        return False
+    runs = _runs(right)
+    if runs is not None:  # a row equal to the one before it must be found at the same row
+        starts, run = runs
+        if (found != found[starts][run]).any():
+            return False
+        right, found = [w[starts] for w in right], found[starts]
+    return all((lw[found] == rw).all() for lw, rw in zip(left, right, strict=True))
+
+
+def _runs(words: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Runs of consecutive rows with equal words (a table sorted on its key has few): the first
+    row of each run and each row's run; None when runs would not save much."""
+    n = len(words[0]) if words else 0
+    if n < 2:
+        return None
+    new = np.zeros(n, dtype=bool)
+    new[0] = True
+    for w in words:
+        new[1:] |= w[1:] != w[:-1]
+    starts = np.flatnonzero(new)
+    if starts.size > 0.7 * n:
+        return None
+    return starts, np.cumsum(new) - 1
+
+
+def _row_positions_exact(table: pd.DataFrame, columns: Sequence[str], rows: pd.DataFrame, keys: Sequence[str]):
+    """:func:`row_positions` through :func:`joint_codes` and a pandas index (the reference path)."""
+    left = np.zeros(len(table), dtype=np.int64)
+    right = np.zeros(len(rows), dtype=np.int64)
+    for column, key in zip(columns, keys, strict=True):
+        a, b, span = joint_codes(table[column], rows[key])
+        left = left * span + a
+        right = right * span + b
+    return pd.Index(left).get_indexer(right)
+
+
+_MIX = np.uint64(0xBF58476D1CE4E5B9)
+
+
+def _key_words(table, columns, rows, keys, copy: bool = True) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
+    """Exact 64-bit words of every key column on both sides (equal words ⇔ equal values), or None
+    when a column has no such form (then the exact path is taken); ``copy`` False: text words are
+    views of the Arrow buffers (to read a few rows)."""
+    left: list[np.ndarray] = []
+    right: list[np.ndarray] = []
+    for column, key in zip(columns, keys, strict=True):
+        a, b = table[column], rows[key]
+        if isinstance(a.dtype, pd.CategoricalDtype) and isinstance(b.dtype, pd.CategoricalDtype):
+            codes_a, codes_b, _ = joint_codes(a, b)
+            left.append(codes_a.astype(np.uint64))
+            right.append(codes_b.astype(np.uint64))
+            continue
+        words_a, words_b = _text_words(a, copy), _text_words(b, copy)
+        if words_a is None or words_b is None or len(words_a) != len(words_b):
+            return None
+        if words_a and words_b and (words_a[0][1] != words_b[0][1]):  # widths differ
+            return None
+        left += [w for w, _ in words_a]
+        right += [w for w, _ in words_b]
+    return left, right
+
+
+def _text_words(values: pd.Series, copy: bool = True) -> list[tuple[np.ndarray, int]] | None:
+    """The UTF-8 bytes of an Arrow-backed text column whose values all have one width and none is
+    missing, as (uint64 words, width) read in place from its buffers; None for any other column."""
+    if not isinstance(values.dtype, pd.StringDtype) or values.dtype.storage != "pyarrow":
+        return None
+    import pyarrow as pa
+
+    per_chunk: list[list[np.ndarray]] = []
+    width = None
+    for chunk in pa.chunked_array(values.array.__arrow_array__()).chunks:
+        if not len(chunk):
+            continue
+        if chunk.null_count or not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
+            return None
+        _, offsets, data = chunk.buffers()
+        kind = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+        offsets = np.frombuffer(offsets, dtype=kind)[chunk.offset : chunk.offset + len(chunk) + 1].astype(np.int64)
+        width = int(offsets[1] - offsets[0]) if width is None else width
+        if (np.diff(offsets) != width).any():
+            return None
+        per_chunk.append(_fixed_width_words(data, int(offsets[0]), len(chunk), width, copy))
+    if width is None:
+        return []
+    columns = [np.concatenate(parts) if len(parts) > 1 else parts[0] for parts in zip(*per_chunk, strict=True)]
+    return [(c, width) for c in columns]
+
+
+def _fixed_width_words(data, base: int, n: int, width: int, copy: bool = True) -> list[np.ndarray]:
+    """``n`` strings of ``width`` bytes from ``base`` in ``data`` as uint64 words: bytes [0, 8),
+    [8, 16)… and the last 8 (overlapping), so that every byte is in some word; byte by byte when
+    shorter than 8."""
+    if width == 0:
+        return [np.zeros(n, dtype=np.uint64)]
+    if width < 8:
+        byte = [np.ndarray((n,), "u1", buffer=data, offset=base + s, strides=(width,)) for s in range(width)]
+        return [b.astype(np.uint64) for b in byte]
+    starts = [*range(0, width - 7, 8), *([width - 8] if width % 8 else [])]
+    words = [np.ndarray((n,), "<u8", buffer=data, offset=base + s, strides=(width,)) for s in starts]
+    # copied to aligned contiguous arrays: hashing and gathering them is then faster than the copy
+    return [w.copy() for w in words] if copy else words
+
+
+def _hash64(words: list[np.ndarray], n: int) -> np.ndarray:
+    h = np.full(n, 0x9E3779B97F4A7C15, dtype=np.uint64)
+    for w in words:
+        h = (h ^ w) * _MIX
+        h ^= h >> np.uint64(31)
+    return h
+
+
+def _bit_of(word: np.ndarray, bits: int) -> np.ndarray:
+    """A slot among 2**bits for each word (the high bits of a multiplicative hash)."""
+    return (word * _MIX) >> np.uint64(64 - bits)
+
+
+def _hash_match(left: list[np.ndarray], right: list[np.ndarray], runs: bool = True) -> np.ndarray | None:
+    """Positions of ``right`` keys in ``left`` (unique) matched on hashes and checked word by word;
+    None when a hash is shared by two ``left`` rows or a match is not equal. Runs of equal
+    ``right`` keys are looked up once (``runs``)."""
+    n_left, n_right = len(left[0]) if left else 0, len(right[0]) if right else 0
+    if not n_left or not n_right:
+        return np.full(n_right, -1, dtype=np.int64)
+    found_runs = _runs(right) if runs else None
+    if found_runs is not None:
+        starts, run = found_runs
+        found = _hash_match(left, [w[starts] for w in right], runs=False)
+        return None if found is None else found[run]
+    if n_left <= n_right:  # index the smaller side
+        index = pd.Index(_hash64(left, n_left).view(np.int64))
+        if not index.is_unique:
+            return None
+        found = index.get_indexer(_hash64(right, n_right).view(np.int64))
+    else:  # the distinct keys of ``right``, each found among ``left``
+        codes, uniques = pd.factorize(_hash64(right, n_right).view(np.int64))
+        # a bit table on one word first: most ``left`` rows leave there, neither hashed nor searched
+        bits = int(np.clip(np.ceil(np.log2(8 * len(uniques))), 10, 26))
+        table = np.zeros(1 << bits, dtype=bool)
+        table[_bit_of(right[-1], bits)] = True
+        candidates = np.flatnonzero(table[_bit_of(left[-1], bits)])
+        hit = pd.Index(uniques).get_indexer(_hash64([w[candidates] for w in left], len(candidates)).view(np.int64))
+        matched = hit >= 0
+        hit, matched_rows = hit[matched], candidates[matched]
+        if np.bincount(hit, minlength=len(uniques)).max(initial=0) > 1:
+            return None
+        at = np.full(len(uniques), -1, dtype=np.int64)
+        at[hit] = matched_rows
+        found = at[codes]
+    hits = np.flatnonzero(found >= 0)
+    if any((lw[found[hits]] != rw[hits]).any() for lw, rw in zip(left, right, strict=True)):
+        return None
+    return found.astype(np.int64)
+
+
+class VersionsAt:
+    """``context.at(name, day, contract_id)`` asked once per (name, day) for the contracts without
+    an override of ``name`` (their answer does not depend on the contract), once per (name, day,
+    contract) for the others: the same versions and the same stale-value warnings as each call,
+    for loops over thousands of contract periods that share a few first days."""
+
+    def __init__(self, context: CalculationContext):
+        self.context = context
+        self.overridden = {(contract_id, name) for contract_id, name in context.parameters.overrides()}
+        self.found: dict = {}
+
+    def __call__(self, name: str, day, contract_id: str | None = None) -> ParameterVersion | None:
+        key = (name, day, contract_id if (contract_id, self.context.param(name)) in self.overridden else None)
+        if key not in self.found:
+            self.found[key] = self.context.at(name, day, contract_id)
+        return self.found[key]
+
+
+def key_codes(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """Integer codes of the rows' values on ``columns``: equal codes ⇔ equal values (missing values
+    equal to each other, as ``drop_duplicates`` has them), codes from 0 to the number of distinct
+    keys - 1 (any order). For de-duplicating or grouping a big table on a text key.
+
+    Fast path, exact: the columns' 64-bit words (as :func:`row_positions`: categorical codes,
+    fixed-width Arrow text in place, other columns' factorised codes) hashed to one integer, then
+    every row checked word by word against the first row of its code; a hash shared by two
+    different keys falls back to combining the columns' factorised codes."""
+    words = []
+    for column in columns:
+        values = frame[column]
+        text = None if isinstance(values.dtype, pd.CategoricalDtype) else _text_words(values)
+        words += [w for w, _ in text] if text else [_exact_codes(values).astype(np.uint64)]
+    runs = _runs(words)  # consecutive equal keys (a table in key order): coded once
+    starts, run = runs if runs is not None else (None, None)
+    if starts is not None:
+        words = [w[starts] for w in words]
+    n = len(words[0]) if words else len(frame)
+    codes, _ = pd.factorize(_hash64(words, n).view(np.int64))
+    first = np.full(int(codes.max(initial=-1)) + 1, n, dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(n, dtype=np.int64))
+    if all((w[first[codes]] == w).all() for w in words):
+        return (codes if run is None else codes[run]).astype(np.int64)
+    n = len(frame)
+    code = np.zeros(n, dtype=np.int64)
+    for column in columns:  # the exact path: one code space after another, kept small
+        values = _exact_codes(frame[column])
+        code = pd.factorize(code * (int(values.max(initial=0)) + 1) + values)[0].astype(np.int64)
+    return code
+
+
+def _exact_codes(values: pd.Series) -> np.ndarray:
+    """Codes of a column's values, 0 for a missing value (categories' codes when categorical)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy().astype(np.int64) + 1
+    return pd.factorize(values)[0].astype(np.int64) + 1
+
+
+def in_computed_periods_mask(context: CalculationContext, rows: pd.DataFrame) -> np.ndarray:
+    """Which rows (with ``contract_id`` and ``period_id``) belong to a (contract, period) being
+    computed: the rows that :func:`in_computed_periods` keeps, as a boolean array. Two categorical
+    key columns are answered by a table over their categories (no pass over texts or tuples)."""
+    contract, period = rows["contract_id"], rows["period_id"]
+    categorical = isinstance(contract.dtype, pd.CategoricalDtype) and isinstance(period.dtype, pd.CategoricalDtype)
+    if not categorical or len(contract.cat.categories) * len(period.cat.categories) > 50_000_000:
+        wanted = pd.MultiIndex.from_arrays([context.periods["contract_id"], context.periods["period_id"]])
+        return np.asarray(pd.MultiIndex.from_arrays([contract, period]).isin(wanted), dtype=bool)
+    c = contract.cat.categories.get_indexer(context.periods["contract_id"])
+    p = period.cat.categories.get_indexer(context.periods["period_id"])
+    grid = np.zeros((len(contract.cat.categories) + 1, len(period.cat.categories) + 1), dtype=bool)  # last: missing
+    known = (c >= 0) & (p >= 0)
+    grid[c[known], p[known]] = True
+    return grid[contract.cat.codes.to_numpy(), period.cat.codes.to_numpy()]

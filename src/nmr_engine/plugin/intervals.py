@@ -17,38 +17,28 @@ def with_nominal_days(context) -> pd.DataFrame:
     """``context.periods`` plus ``nominal_days``: the days of the full 12-month contract period.
 
     A first period cut by the contract start is measured back from its end; any other period
-    forward from its start (a full period: its own length)."""
+    forward from its start (a full period: its own length). Vectorised over the history (one
+    calendar shift per column, no Python per period)."""
     hist = context.history
-    first: dict = {}
-    last: dict = {}
-    spans: dict = {}
-    for cid, pid, start, end in zip(
-        hist["contract_id"], hist["period_id"], hist["period_start"], hist["period_end"], strict=True
-    ):
-        spans.setdefault((cid, pid), (start, end))  # the first row of each period (drop_duplicates)
-        first[cid] = start if cid not in first else min(first[cid], start)
-        last[cid] = end if cid not in last else max(last[cid], end)
-    plus_year: dict = {}  # calendar arithmetic once per distinct date (contracts share their dates)
-    minus_year: dict = {}
-    nominal = {}
-    for (cid, pid), (start, end) in spans.items():
-        if start not in plus_year:
-            plus_year[start] = start + YEAR
-        after_start, end_excl = plus_year[start], end + DAY
-        if start == first[cid] and end != last[cid] and end_excl != after_start:  # cut by the contract start
-            if end_excl not in minus_year:
-                minus_year[end_excl] = end_excl - YEAR
-            nominal[cid, pid] = (end_excl - minus_year[end_excl]).days
-        else:
-            nominal[cid, pid] = (after_start - start).days
+    contract = hist["contract_id"]
+    start = pd.DatetimeIndex(hist["period_start"])
+    end = pd.DatetimeIndex(hist["period_end"])
+    first = pd.Series(start, index=hist.index).groupby(contract.to_numpy(), sort=False).transform("min").to_numpy()
+    last = pd.Series(end, index=hist.index).groupby(contract.to_numpy(), sort=False).transform("max").to_numpy()
+    end_excl = end + DAY
+    after_start = start + YEAR
+    cut = (start.to_numpy() == first) & (end.to_numpy() != last) & (end_excl != after_start)
+    nominal = np.where(cut, (end_excl - (end_excl - YEAR)).days, (after_start - start).days).astype(np.int64)
+    # the first row of each (contract, period) of the history (drop_duplicates), then an inner merge
+    keys = pd.MultiIndex.from_arrays([contract, hist["period_id"]])
+    firsts = ~keys.duplicated(keep="first")
     periods = context.periods
-    keys = list(zip(periods["contract_id"], periods["period_id"], strict=True))
-    kept = [k in nominal for k in keys]  # an inner merge with the history's periods
-    out = periods if all(kept) else periods[np.asarray(kept, dtype=bool)]
-    keys = [k for k in keys if k in nominal]
-    out = out.assign(nominal_days=np.array([nominal[k] for k in keys], dtype=np.int64))
-    starts = out["period_start"].to_numpy()
-    order = sorted(range(len(keys)), key=lambda i: (keys[i][0], starts[i]))  # stable, as sort_values
+    at = keys[firsts].get_indexer(pd.MultiIndex.from_arrays([periods["contract_id"], periods["period_id"]]))
+    kept = at >= 0
+    out = periods if kept.all() else periods[kept]
+    out = out.assign(nominal_days=nominal[firsts][at[kept]])
+    codes = pd.factorize(out["contract_id"], sort=True)[0]
+    order = np.lexsort((out["period_start"].to_numpy(), codes))  # stable, as sort_values
     return out.iloc[order].reset_index(drop=True)
 
 
