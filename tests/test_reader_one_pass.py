@@ -74,8 +74,8 @@ def test_small_file_every_type(tmp_path):
 
 
 def test_large_file_read_in_several_blocks(tmp_path):
-    # > 1 MB: several Arrow blocks (dictionaries unified); patient ids mostly distinct (read as
-    # text), contracts, programmes and dates repeated (read as dictionaries)
+    # > 1 MB: several Arrow blocks (dictionaries unified, texts combined); patient ids mostly
+    # distinct, contracts and programmes repeated (read as dictionaries), dates read as days
     rng = np.random.default_rng(7)
     n = 60_000
     patients = [f"PAT-{i:012d}-{'x' * 10}" for i in rng.permutation(n)]
@@ -182,3 +182,90 @@ def test_assign_periods_gives_category_and_refuses_rows_outside(tmp_path):
     assert str(info.value) == (
         "t.csv, ligne 3, champ « d » : date 01/01/2014 hors de toute période du contrat C2 pour le module « demo »"
     )
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        "C1;P1;A;seance;1;1;oui;NA;\n",  # not a date (pyarrow would read NA as missing)
+        "C1;P1;A;seance;1;1;oui;2013-02-29;\n",  # no such day
+        "C1;P1;A;seance;1;1;oui;1600-01-01;\n",  # outside what datetime64[ns] holds
+        "C1;P1;A;seance;1;1;oui;;\n",  # required date missing
+        "C1;P1;\u00a0 ;seance;1;1;oui;2012-01-03;\n",  # a required text empty once stripped
+        'C1;P"1;A;seance;1;1;oui;2012-01-03;\n',  # a quote in a coded column
+        'C1;P1;A";seance;1;1;oui;2012-01-03;\n',  # a quote in a text column
+    ],
+)
+def test_more_problems_go_to_the_reference_path(tmp_path, row):
+    path = tmp_path / "t.csv"
+    path.write_text(HEADER + "C1;P1;B;seance;1;1;oui;2012-01-02;\n" + row, encoding="utf-8")
+    assert _read_checked(path, SPEC, str(path)) is None
+
+
+def test_quote_in_an_undeclared_column_goes_to_the_reference_path(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text(HEADER.rstrip("\n") + ';extra\nC1;P1;B;seance;1;1;oui;2012-01-02;;"x"\n', encoding="utf-8")
+    assert _read_checked(path, SPEC, str(path)) is None
+    path.write_text(HEADER.rstrip("\n") + ";extra\nC1;P1;B;seance;1;1;oui;2012-01-02;;x\n", encoding="utf-8")
+    fast, reference = both(path)
+    assert_same(fast, reference)
+
+
+def test_texts_padded_with_any_whitespace_are_stripped_as_on_the_reference_path(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text(
+        HEADER
+        + "C1;P1;\u00a0Émile\u2003;seance;;;;2012-01-02;\tnote\n"
+        + "C1;P1;Émile;diagnostic;;;;2012-01-02 ;é\n"
+        + "C1;P1;A;seance;;;;2012-01-02;\n",
+        encoding="utf-8",
+    )
+    fast, reference = both(path)
+    assert_same(fast, reference)
+    assert fast["patient_id"].tolist() == ["Émile", "Émile", "A"]
+    assert fast["note"].tolist() == ["note", "é", ""]
+    # once stripped, the first two rows have the same key but for the kind
+    path.write_text(HEADER + "C1;P1;\u00a0Émile;seance;;;;2012-01-02;\nC1;P1;Émile;seance;;;;2012-01-02;\n")
+    assert _read_checked(path, SPEC, str(path)) is None
+
+
+@pytest.mark.parametrize("width", ["fixed", "mixed"])
+def test_text_hashes_equal_for_equal_texts_only(width):
+    import pyarrow as pa
+
+    from nmr_engine.inputs.reader import _text_bytes, _text_hashes
+
+    if width == "fixed":
+        words = [f"PAT-{i:016X}" for i in range(3000)] * 2
+    else:
+        words = [("x" * (i % 40)) + str(i) for i in range(3000)] * 2 + ["", "é", "\x00"]
+    hashes = _text_hashes(*_text_bytes(pa.array(words)))
+    assert len(hashes) == len(words)
+    assert (hashes[:3000] == hashes[3000:6000]).all()
+    assert len(np.unique(hashes)) == len(set(words))
+
+
+def test_colliding_hashes_are_compared_exactly(tmp_path, monkeypatch):
+    import nmr_engine.inputs.reader as reader
+
+    # every text hashes alike: every row collides, and only an exact comparison tells
+    monkeypatch.setattr(reader, "_text_hashes", lambda offsets, data: np.zeros(len(offsets) - 1, np.uint64))
+    path = tmp_path / "t.csv"
+    path.write_text(HEADER + "C1;P1;A;seance;;;;2012-01-02;\nC1;P1;B;seance;;;;2012-01-02;\n", encoding="utf-8")
+    fast, reference = both(path)
+    assert_same(fast, reference)
+    path.write_text(HEADER + "C1;P1;A;seance;;;;2012-01-02;\nC1;P2;A;seance;;;;2012-01-02;\n", encoding="utf-8")
+    assert _read_checked(path, SPEC, str(path)) is None  # same contract, patient, date and kind
+
+
+def test_many_distinct_codes_overflow_into_a_hash(tmp_path):
+    # codes of four columns whose product passes 2**62: packed into two keys, then hashed
+    from nmr_engine.inputs.reader import _any_duplicate, _KeyPart
+
+    n = 200_000
+    frame = pd.DataFrame({c: np.arange(n) for c in "abcd"})
+    keys = [_KeyPart(np.arange(n), n) for _ in "abcd"]
+    assert not _any_duplicate(frame, keys, list("abcd"))
+    frame.loc[7] = frame.loc[3]
+    keys = [_KeyPart(frame[c].to_numpy(), n) for c in "abcd"]
+    assert _any_duplicate(frame, keys, list("abcd"))
