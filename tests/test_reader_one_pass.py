@@ -233,23 +233,27 @@ def test_texts_padded_with_any_whitespace_are_stripped_as_on_the_reference_path(
 def test_text_hashes_equal_for_equal_texts_only(width):
     import pyarrow as pa
 
-    from nmr_engine.inputs.reader import _text_bytes, _text_hashes
+    from nmr_engine.inputs.reader import _checked_texts
 
     if width == "fixed":
-        words = [f"PAT-{i:016X}" for i in range(3000)] * 2
+        words = [f"PAT-{i:016X}" for i in range(3000)]
+        more = ["short"]  # the last chunk is not of one length: neither is the column
     else:
-        words = [("x" * (i % 40)) + str(i) for i in range(3000)] * 2 + ["", "é", "\x00"]
-    hashes = _text_hashes(*_text_bytes(pa.array(words)))
-    assert len(hashes) == len(words)
+        words = [("x" * (i % 40)) + str(i) for i in range(3000)]
+        more = ["", "é", "\x00"]
+    # the second chunk's texts have one length, the third's do not: one way of hashing for all
+    column = pa.chunked_array([pa.array(words), pa.array(words[:100]), pa.array(words[100:] + more)])
+    series, (hashes, distinct) = _checked_texts(column, Column("patient_id", "str", required=False), keyed=True)
+    assert distinct is None and series.tolist() == words + words[:100] + words[100:] + more
     assert (hashes[:3000] == hashes[3000:6000]).all()
-    assert len(np.unique(hashes)) == len(set(words))
+    assert len(np.unique(hashes)) == len(set(words + more))
 
 
 def test_colliding_hashes_are_compared_exactly(tmp_path, monkeypatch):
     import nmr_engine.inputs.reader as reader
 
     # every text hashes alike: every row collides, and only an exact comparison tells
-    monkeypatch.setattr(reader, "_text_hashes", lambda offsets, data: np.zeros(len(offsets) - 1, np.uint64))
+    monkeypatch.setattr(reader, "_text_hashes", lambda offsets, *_: np.zeros(len(offsets) - 1, np.uint64))
     path = tmp_path / "t.csv"
     path.write_text(HEADER + "C1;P1;A;seance;;;;2012-01-02;\nC1;P1;B;seance;;;;2012-01-02;\n", encoding="utf-8")
     fast, reference = both(path)

@@ -340,10 +340,12 @@ def _checked_column(column, col, file: str, keyed: bool) -> tuple[pd.Series, _Ke
     if isinstance(converted.dtype, pd.CategoricalDtype):
         value_codes, distinct = converted.cat.codes.to_numpy(), len(converted.dtype.categories)
         rows = pd.Categorical.from_codes(value_codes[codes], dtype=converted.dtype, validate=False)
-    else:  # int, money, bool
+    else:  # int, money, bool: a masked array (values and missing flags) of the rows
         value_codes, uniques = pd.factorize(converted)
         distinct = len(uniques)
-        rows = converted.array.take(codes)
+        missing = converted.isna().to_numpy()
+        values = converted.to_numpy(dtype=converted.dtype.numpy_dtype, na_value=converted.dtype.type(0))
+        rows = type(converted.array)(values[codes], missing[codes])
     key = _KeyPart(value_codes[codes], distinct) if keyed else None
     return pd.Series(rows, copy=False), key
 
@@ -356,49 +358,76 @@ _NS_PER_DAY = 86_400_000_000_000
 
 def _checked_dates(column, col, keyed: bool) -> tuple[pd.Series, _KeyPart | None] | None:
     """A date32 column (empty cells: missing) as the reference path's dates; None when a
-    required date is missing or a date is outside what datetime64[ns] holds."""
-    import pyarrow as pa
+    required date is missing or a date is outside what datetime64[ns] holds. Its key part:
+    the days from the first one (-1: missing)."""
     import pyarrow.compute as pc
 
     if col.required and column.null_count:
         return None
-    missing = column.is_null().to_numpy(zero_copy_only=False) if column.null_count else None
-    days = pc.fill_null(column.cast(pa.int32()), 0).to_numpy().astype(np.int64)
-    present = days if missing is None else days[~missing]
-    low, high = (int(present.min()), int(present.max())) if present.size else (0, 0)
+    bounds = pc.min_max(column)
+    low, high = (_day(bounds["min"]), _day(bounds["max"])) if bounds["min"].is_valid else (0, 0)
     if low < _FIRST_DAY or high > _LAST_DAY:
         return None
-    key = None
-    if keyed:
-        codes = days - low
-        if missing is not None:
-            codes[missing] = -1
-        key = _KeyPart(codes, high - low + 1)
-    days *= _NS_PER_DAY
-    if missing is not None:
-        days[missing] = np.iinfo(np.int64).min  # NaT
-    return pd.Series(days.view(DATE_DTYPE), copy=False), key
+    stamps = np.empty(len(column), np.int64)
+    codes = np.empty(len(column), np.int64) if keyed else None
+    at = 0
+    for chunk in column.chunks:  # each chunk's days read in place, written into the outputs
+        days = np.frombuffer(chunk.buffers()[1], np.int32, len(chunk), chunk.offset * 4)
+        rows = slice(at, at + len(chunk))
+        np.multiply(days, _NS_PER_DAY, out=stamps[rows], dtype=np.int64)
+        if codes is not None:
+            np.subtract(days, low, out=codes[rows], dtype=np.int64)
+        if chunk.null_count:
+            missing = chunk.is_null().to_numpy(zero_copy_only=False)
+            stamps[rows][missing] = np.iinfo(np.int64).min  # NaT
+            if codes is not None:
+                codes[rows][missing] = -1
+        at += len(chunk)
+    key = _KeyPart(codes, high - low + 1) if codes is not None else None
+    return pd.Series(stamps.view(DATE_DTYPE), copy=False), key
+
+
+def _day(scalar) -> int:
+    """Days since 1970-01-01 of a pyarrow date32 scalar."""
+    import pyarrow as pa
+
+    return scalar.cast(pa.int32()).as_py()
 
 
 def _checked_texts(column, col, keyed: bool) -> tuple[pd.Series, _KeyPart | None] | None:
     """A text column handed over as text (stripped, as on the reference path); None on a quote
-    character or a missing required value. Its key part is a hash of each text."""
+    character or a missing required value. Its key part is a hash of each text. Each chunk
+    of the column is checked (and hashed) on its bytes in place."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    texts = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    offsets, data = _text_bytes(texts)
-    quoted, empty, padded = _text_checks(offsets, data)
-    if quoted:
-        return None  # a quote character: quoted cells are the reference parser's business
-    if padded:  # maybe a padded text: stripped as on the reference path
-        texts = pc.utf8_trim_whitespace(texts)
-        offsets, data = _text_bytes(texts)
-        empty = bool((np.diff(offsets) == 0).any())
-    if col.required and empty:
-        return None
-    series = pa.chunked_array([texts]).to_pandas(types_mapper={pa.string(): _STR}.get)
-    return series, (_KeyPart(_text_hashes(offsets, data), None) if keyed else None)
+    chunks, texts = [], []
+    for chunk in column.chunks:
+        offsets, data = _text_bytes(chunk)
+        quoted, empty, padded = _text_checks(offsets, data)
+        if quoted:
+            return None  # a quote character: quoted cells are the reference parser's business
+        if padded:  # maybe a padded text: stripped as on the reference path
+            chunk = pc.utf8_trim_whitespace(chunk)
+            offsets, data = _text_bytes(chunk)
+            empty = bool((offsets[1:] == offsets[:-1]).any())
+        if col.required and empty:
+            return None
+        chunks.append(chunk)
+        texts.append((offsets, data))
+    series = pa.chunked_array(chunks, pa.string()).to_pandas(types_mapper={pa.string(): _STR}.get)
+    if not keyed:
+        return series, None
+    # one way of hashing for the whole column: equal texts, equal hashes
+    lengths = [np.diff(offsets) for offsets, _ in texts]
+    width = max((int(n.max()) for n in lengths if n.size), default=0)
+    fixed = width >= 8 and all((n == width).all() for n in lengths)
+    hashes = np.empty(len(column), np.uint64)
+    at = 0
+    for (offsets, data), n in zip(texts, lengths, strict=True):
+        hashes[at : at + len(n)] = _text_hashes(offsets, data, width, fixed)
+        at += len(n)
+    return series, _KeyPart(hashes, None)
 
 
 def _text_bytes(texts) -> tuple[np.ndarray, np.ndarray]:
@@ -435,16 +464,14 @@ def _text_checks(offsets: np.ndarray, data: np.ndarray) -> tuple[bool, bool, boo
 _WORD_MASKS = np.array([(1 << (8 * r)) - 1 for r in range(9)], dtype=np.uint64)
 
 
-def _text_hashes(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
+def _text_hashes(offsets: np.ndarray, data: np.ndarray, width: int, fixed: bool) -> np.ndarray:
     """A 64-bit hash of each text (its bytes ``data[offsets[i]:offsets[i + 1]]`` and length),
-    read 8 bytes at a time: equal texts have equal hashes (hashes are compared exactly only
-    where they collide, see :func:`_any_duplicate`)."""
+    read 8 bytes at a time up to ``width`` (the longest text of the column); ``fixed``: every
+    text of the column is ``width`` (≥ 8) bytes long. Equal texts of a column have equal hashes
+    (hashes are compared exactly only where they collide, see :func:`_any_duplicate`)."""
     lengths = np.diff(offsets)
     hashes = lengths.astype(np.uint64)
-    if not data.size:
-        return hashes
-    width = int(lengths.max())
-    if width >= 8 and (lengths == width).all():
+    if fixed:
         # texts of one length (pseudonymised ids): the words at the same places in each text,
         # the last one ending with the text (it may overlap the one before)
         for at in [*range(0, width - 7, 8), *([width - 8] if width % 8 else [])]:
@@ -483,35 +510,50 @@ def _any_duplicate(frame: pd.DataFrame, keys: list[_KeyPart], columns: list[str]
     codes are packed into int64 keys (as many columns per key as 62 bits hold): one such key,
     sorted, answers exactly; else one 64-bit hash of the row's keys and hashes is sorted, and
     the rows of colliding hashes are compared exactly."""
-    packed: list[np.ndarray] = []
+    groups: list[list[_KeyPart]] = []
     span = 2**62
-    for codes, distinct in keys:
-        if distinct is None:
+    for part in keys:
+        if part.distinct is None:
             continue
-        width = distinct + 1  # + the missing-value code (-1 -> 0)
-        if span * width >= 2**62:
-            packed.append(np.zeros(len(frame), dtype=np.int64))
+        if span * (part.distinct + 1) >= 2**62:  # + the missing-value code (-1 -> 0)
+            groups.append([])
             span = 1
-        key = packed[-1]
-        key *= width
-        key += codes
-        key += 1
-        span *= width
-    hashed = [values for values, distinct in keys if distinct is None]
-    if len(packed) == 1 and not hashed:
-        key = packed[0]
+        groups[-1].append(part)
+        span *= part.distinct + 1
+    hashed = [part.values for part in keys if part.distinct is None]
+    if len(groups) == 1 and not hashed:
+        key = _packed(groups[0], slice(None))
         key.sort()
         return bool((key[1:] == key[:-1]).any())
-    hashes = np.zeros(len(frame), dtype=np.uint64)
-    for values in [*packed, *hashed]:
-        _mix_blocks(hashes, lambda low, high, values=values: values[low:high].view(np.uint64))
-    _mix_blocks(hashes, lambda low, high: hashes[low:high] >> np.uint64(31))
-    ordered = np.sort(hashes)
+    ordered = _row_hashes(len(frame), groups, hashed)
+    ordered.sort()
     collide = ordered[1:] == ordered[:-1]
     if not collide.any():
         return False
-    rows = np.isin(hashes, ordered[1:][collide])
+    rows = np.isin(_row_hashes(len(frame), groups, hashed), ordered[1:][collide])
     return bool(frame.loc[rows, columns].duplicated().any())
+
+
+def _packed(group: list[_KeyPart], rows: slice) -> np.ndarray:
+    """The codes of ``group`` packed into one int64 key for ``rows`` (missing codes -1 -> 0)."""
+    key = group[0].values[rows].astype(np.int64)
+    key += 1
+    for codes, distinct in group[1:]:
+        key *= distinct + 1
+        key += codes[rows]
+        key += 1
+    return key
+
+
+def _row_hashes(n: int, groups: list[list[_KeyPart]], hashed: list[np.ndarray]) -> np.ndarray:
+    """One 64-bit hash of each row's packed codes (see :func:`_packed`) and text hashes."""
+    hashes = np.zeros(n, dtype=np.uint64)
+    for group in groups:
+        _mix_blocks(hashes, lambda low, high, group=group: _packed(group, slice(low, high)).view(np.uint64))
+    for values in hashed:
+        _mix_blocks(hashes, lambda low, high, values=values: values[low:high])
+    _mix_blocks(hashes, lambda low, high: hashes[low:high] >> np.uint64(31))
+    return hashes
 
 
 def _as_category(col) -> bool:
