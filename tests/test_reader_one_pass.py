@@ -158,6 +158,8 @@ def test_periods_of_rows_by_grid_and_by_search(monkeypatch, grid):
     codes, names, inside = _period_of_rows(contracts, dates, PERIODS)
     # before the enrolment, after the end of the last active span, unknown contract, no date: no period
     assert inside.tolist() == [False, True, True, False, True, False, False]
+    # no period at all (before the first span, unknown contract, no date): code -1
+    assert codes.tolist()[0] == codes.tolist()[5] == codes.tolist()[6] == -1
     assert [names[c] for c, ok in zip(codes, inside, strict=True) if ok] == [
         "2012-07-01/2013-06-30",
         "2013-07-01/2014-06-30",

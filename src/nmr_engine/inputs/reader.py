@@ -128,6 +128,13 @@ def _parse_table(path: Path, spec: TableSpec, file: str, problems: list[Problem]
 def _unknown_contract_problems(frame: pd.DataFrame, known_contracts: set[str] | None) -> list[Problem]:
     if known_contracts is None or "contract_id" not in frame:
         return []
+    contracts = frame["contract_id"]
+    if (
+        isinstance(contracts.dtype, pd.CategoricalDtype)
+        and all(c in known_contracts or c == "" for c in contracts.cat.categories)
+        and not contracts.hasnans
+    ):
+        return []  # every distinct contract is known (or empty): no row to look at
     unknown = ~frame["contract_id"].isin(known_contracts) & frame["contract_id"].ne("")
     return row_problems(
         frame,
@@ -695,9 +702,8 @@ def assign_periods(frame: pd.DataFrame, date_column: str, periods: pd.DataFrame,
     result = frame.copy(deep=False)  # copy-on-write: adding a column leaves the input intact
     # A category per period (a few thousand at most) rather than a text per row: 5 M séances
     # keep 2-byte codes instead of 30 bytes of text each.
-    result["period_id"] = pd.Categorical.from_codes(
-        np.where(inside, period_codes, -1), categories=period_names, validate=False
-    )
+    period_codes[~inside] = -1
+    result["period_id"] = pd.Categorical.from_codes(period_codes, categories=period_names, validate=False)
     bad = ~inside
     if bad.any():
         file = frame.attrs.get("file", "?")
@@ -771,7 +777,7 @@ def _period_of_rows(
 ) -> tuple[np.ndarray, pd.Index, np.ndarray]:
     """For each row, the period of its contract whose active span starts last on or before its
     date (as ``merge_asof(direction="backward")`` by contract; a code into the period names
-    returned), and whether the date is also before that span's end.
+    returned, -1 where none), and whether the date is also before that span's end.
 
     The periods are laid out on a (contract, day) grid when it is small (a gather per row),
     else found by binary search on (contract code, day) keys; no sort of the rows."""
@@ -782,39 +788,51 @@ def _period_of_rows(
         codes, uniques = contracts.cat.codes.to_numpy(), contracts.cat.categories
     else:  # hash the long column once, map its few values
         codes, uniques = pd.factorize(contracts)
-    l_code = np.append(categories.get_indexer(uniques), -1).astype(np.int64)[codes]
+    contract_of_value = np.append(categories.get_indexer(uniques), -1).astype(np.int64)
     ns_per_day = 86_400_000_000_000
     r_start = right["active_start"].to_numpy().view(np.int64)
     r_end = right["active_end"].to_numpy().view(np.int64)
     l_ns = np.asarray(dates.to_numpy(), dtype="datetime64[ns]").view(np.int64)
     nat = l_ns == np.iinfo(np.int64).min  # NaT: a missing date is in no period
-    l_code[nat] = -1
+    dated = None if not nat.any() else ~nat
     l_day, r_day = l_ns // ns_per_day, r_start // ns_per_day
-    spans = [a for a in (l_day[~nat], r_day) if a.size]
+    spans = [a for a in (l_day if dated is None else l_day[dated], r_day) if a.size]
     low = min((int(a.min()) for a in spans), default=0)
     width = max((int(a.max()) for a in spans), default=0) - low + 1
-    l_day[nat] = low
     order = np.lexsort((r_start, r_code))
     r_key = r_code[order] * width + (r_day[order] - low)
-    l_key = l_code * width + (l_day - low)
     cells = len(categories) * width
-    if cells <= 2 * len(l_key) + _GRID_EXTRA_CELLS:
-        # grid[key]: the last period starting on or before each (contract, day) cell (-1: none
-        # of that contract), what the binary search below finds.
+    if cells <= 2 * len(l_ns) + _GRID_EXTRA_CELLS:
+        # grid[cell]: the last period starting on or before each (contract, day) cell (-1: none
+        # of that contract), what the binary search below finds; after the contracts' cells,
+        # one contract's worth of -1 for the rows of no known contract and without a date
         lengths = np.diff(np.r_[0, r_key, cells])
         grid = np.repeat(np.arange(-1, len(r_key), dtype=np.int32), lengths)
         grid_contract = np.repeat(np.r_[-1, r_code[order]].astype(np.int32), lengths)
         grid[grid_contract != np.arange(cells, dtype=np.int32) // width] = -1
-        pos = grid[np.maximum(l_key, 0)].astype(np.int64)
-        pos[l_code < 0] = -1
+        grid = np.r_[grid, np.full(width, -1, np.int32)]
+        # each row's cell: its contract's first cell (less the first day) plus its day
+        first_cell = np.where(contract_of_value >= 0, contract_of_value * width, cells) - low
+        l_key = first_cell[codes]
+        l_key += l_day
+        if dated is not None:
+            l_key[nat] = cells
+        pos = grid[l_key]
     else:
+        l_code = contract_of_value[codes]
+        if dated is not None:
+            l_code[nat] = -1
+            l_day[nat] = low
+        l_key = l_code * width + (l_day - low)
         pos = np.searchsorted(r_key, l_key, side="right") - 1
         pos[(l_code < 0) | (pos >= 0) & (r_code[order][np.maximum(pos, 0)] != l_code)] = -1
-    found = pos >= 0
-    pos[~found] = 0
-    inside = found & (l_ns <= r_end[order][pos])
-    codes, names = pd.factorize(right["period_id"])
-    return codes[order][pos], pd.Index(names), inside
+    # pos -1 (no period) reads the last of each: an end before every date, no period
+    ends = np.r_[r_end[order], np.iinfo(np.int64).min]
+    inside = l_ns <= ends[pos]
+    if dated is not None:
+        inside &= dated
+    period_codes, names = pd.factorize(right["period_id"])
+    return np.r_[period_codes[order], -1][pos], pd.Index(names), inside
 
 
 def read_module_tables(
