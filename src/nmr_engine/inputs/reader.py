@@ -559,7 +559,6 @@ def _row_hashes(n: int, groups: list[list[_KeyPart]], hashed: list[np.ndarray]) 
         _mix_blocks(hashes, lambda low, high, group=group: _packed(group, slice(low, high)).view(np.uint64))
     for values in hashed:
         _mix_blocks(hashes, lambda low, high, values=values: values[low:high])
-    _mix_blocks(hashes, lambda low, high: hashes[low:high] >> np.uint64(31))
     return hashes
 
 
