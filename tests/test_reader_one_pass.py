@@ -275,3 +275,62 @@ def test_many_distinct_codes_overflow_into_a_hash(tmp_path):
     frame.loc[7] = frame.loc[3]
     keys = [_KeyPart(frame[c].to_numpy(), n) for c in "abcd"]
     assert _any_duplicate(frame, keys, list("abcd"))
+
+
+def test_set_aside_looks_at_each_contracts_rows_only_as_a_scan_of_all_rows_would():
+    from nmr_engine.inputs.reader import set_aside
+
+    rng = np.random.default_rng(3)
+    n = 5_000
+    frame = pd.DataFrame(
+        {
+            "contract_id": pd.Series(rng.choice(["C1", "C2", "C3", "C4"], n)).astype("category"),
+            "d": (pd.Timestamp("2012-01-01") + pd.to_timedelta(rng.integers(0, 700, n), unit="D")).astype(
+                "datetime64[ns]"
+            ),
+            "_line": np.arange(2, n + 2),
+        }
+    )
+    frame.loc[::97, "d"] = pd.NaT
+    frame.attrs["file"] = "t.csv"
+    cut = pd.DataFrame(
+        {
+            "contract_id": ["C2", "C9", "C2", "C3", "C1"],  # C9: no row; C2 twice, overlapping
+            "start": pd.to_datetime(["2012-03-01", "2012-01-01", "2012-03-15", "2013-06-01", "2014-01-01"]),
+            "end": pd.to_datetime(["2012-04-30", "2013-12-31", "2012-05-31", "2013-12-31", "2014-12-31"]),
+            "reason": ["suspension", "fin", "suspension", "résiliation", "fin"],
+            "note": [True, True, False, True, True],
+        }
+    )
+    for col in ("start", "end"):
+        cut[col] = cut[col].astype("datetime64[ns]")
+    notes: list[str] = []
+    out = set_aside(frame, "d", cut, notes)
+
+    # what a scan of every row for each span gives
+    drop = np.zeros(n, dtype=bool)
+    expected_aside, expected_notes = [], []
+    for row in cut.itertuples(index=False):
+        hit = (
+            (frame["contract_id"] == row.contract_id) & (frame["d"] >= row.start) & (frame["d"] <= row.end)
+        ).to_numpy()
+        if hit.any():
+            lines = frame["_line"].to_numpy()[hit]
+            expected_aside.append(
+                {
+                    "contract_id": row.contract_id,
+                    "reason": row.reason,
+                    "lines": lines.tolist(),
+                    "dates": frame["d"].to_numpy()[hit].tolist(),
+                }
+            )
+            if row.note:
+                shown = ", ".join(str(x) for x in lines[:20]) + ("…" if len(lines) > 20 else "")
+                expected_notes.append(
+                    f"t.csv : {int(hit.sum())} ligne(s) du contrat {row.contract_id} datée(s) pendant une période "
+                    f"sans paiement ({row.reason}) sont écartées (ligne(s) {shown})"
+                )
+        drop |= hit
+    assert out.attrs["set_aside"] == expected_aside and notes == expected_notes
+    assert len(expected_aside) == 3 and 0 < drop.sum() < n
+    pd.testing.assert_frame_equal(out, frame[~drop].reset_index(drop=True))

@@ -736,28 +736,35 @@ def set_aside(frame: pd.DataFrame, date_column: str, cut: pd.DataFrame | None, n
     if cut is None or cut.empty or frame.empty:
         return frame
     drop = np.zeros(len(frame), dtype=bool)
-    dates = frame[date_column]
+    # only the rows of the contracts with a span are looked at, each span on its contract's rows
+    candidates = np.flatnonzero(frame["contract_id"].isin(set(cut["contract_id"])).to_numpy(dtype=bool))
+    contracts = frame["contract_id"].iloc[candidates].astype(object).to_numpy()
+    by_contract = pd.Series(np.arange(len(candidates))).groupby(contracts, sort=False).indices
+    dates = frame[date_column].iloc[candidates]
+    lines = frame["_line"].to_numpy()
+    days = frame[date_column].to_numpy()
     aside = []
     for row in cut.itertuples(index=False):  # one loop per contract event, not per record
-        hit = (frame["contract_id"] == row.contract_id) & (dates >= row.start) & (dates <= row.end)
-        hit = hit.fillna(False).to_numpy(dtype=bool)
-        if hit.any():
+        own = by_contract.get(row.contract_id, np.zeros(0, dtype=np.intp))
+        at = dates.iloc[own]
+        hit = candidates[own[((at >= row.start) & (at <= row.end)).fillna(False).to_numpy(dtype=bool)]]
+        hit.sort()
+        if hit.size:
             aside.append(
                 {
                     "contract_id": row.contract_id,
                     "reason": row.reason,
-                    "lines": frame["_line"].to_numpy()[hit].tolist(),
-                    "dates": dates.to_numpy()[hit].tolist(),
+                    "lines": lines[hit].tolist(),
+                    "dates": days[hit].tolist(),
                 }
             )
-        if hit.any() and notes is not None and getattr(row, "note", True):
-            lines = frame["_line"].to_numpy()[hit]
-            shown = ", ".join(str(x) for x in lines[:20]) + ("…" if len(lines) > 20 else "")
+        if hit.size and notes is not None and getattr(row, "note", True):
+            shown = ", ".join(str(x) for x in lines[hit][:20]) + ("…" if hit.size > 20 else "")
             notes.append(
-                f"{frame.attrs.get('file', '?')} : {int(hit.sum())} ligne(s) du contrat {row.contract_id} datée(s) "
+                f"{frame.attrs.get('file', '?')} : {int(hit.size)} ligne(s) du contrat {row.contract_id} datée(s) "
                 f"pendant une période sans paiement ({row.reason}) sont écartées (ligne(s) {shown})"
             )
-        drop |= hit
+        drop[hit] = True
     if not drop.any():
         return frame
     out = frame[~drop].reset_index(drop=True)
