@@ -245,9 +245,11 @@ def test_text_hashes_equal_for_equal_texts_only(width):
         more = ["", "é", "\x00"]
     # the second chunk's texts have one length, the third's do not: one way of hashing for all
     column = pa.chunked_array([pa.array(words), pa.array(words[:100]), pa.array(words[100:] + more)])
+    large = pa.chunked_array([c.cast(pa.large_string()) for c in column.chunks])  # 64-bit offsets
+    _, (large_hashes, _) = _checked_texts(large, Column("patient_id", "str", required=False), keyed=True)
     series, (hashes, distinct) = _checked_texts(column, Column("patient_id", "str", required=False), keyed=True)
     assert distinct is None and series.tolist() == words + words[:100] + words[100:] + more
-    assert (hashes[:3000] == hashes[3000:6000]).all()
+    assert (hashes[:3000] == hashes[3000:6000]).all() and (large_hashes == hashes).all()
     assert len(np.unique(hashes)) == len(set(words + more))
 
 

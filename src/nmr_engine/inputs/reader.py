@@ -422,7 +422,7 @@ def _checked_texts(column, col, keyed: bool) -> tuple[pd.Series, _KeyPart | None
             return None
         chunks.append(chunk)
         texts.append((offsets, data))
-    series = pa.chunked_array(chunks, pa.string()).to_pandas(types_mapper={pa.string(): _STR}.get)
+    series = pa.chunked_array(chunks, column.type).to_pandas(types_mapper=lambda _: _STR)
     if not keyed:
         return series, None
     # one way of hashing for the whole column: equal texts, equal hashes
@@ -439,7 +439,10 @@ def _checked_texts(column, col, keyed: bool) -> tuple[pd.Series, _KeyPart | None
 
 def _text_bytes(texts) -> tuple[np.ndarray, np.ndarray]:
     """A pyarrow text array's value offsets (from 0) and the bytes they point into."""
-    offsets = np.frombuffer(texts.buffers()[1], np.int32, len(texts) + 1, texts.offset * 4)
+    import pyarrow as pa
+
+    width = np.dtype(np.int64 if pa.types.is_large_string(texts.type) else np.int32)
+    offsets = np.frombuffer(texts.buffers()[1], width, len(texts) + 1, texts.offset * width.itemsize)
     buffer = texts.buffers()[2]
     data = np.frombuffer(buffer, np.uint8) if buffer is not None else np.zeros(0, np.uint8)
     data = data[offsets[0] : offsets[-1]]
