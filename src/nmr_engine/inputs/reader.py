@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -127,6 +128,13 @@ def _parse_table(path: Path, spec: TableSpec, file: str, problems: list[Problem]
 def _unknown_contract_problems(frame: pd.DataFrame, known_contracts: set[str] | None) -> list[Problem]:
     if known_contracts is None or "contract_id" not in frame:
         return []
+    contracts = frame["contract_id"]
+    if (
+        isinstance(contracts.dtype, pd.CategoricalDtype)
+        and all(c in known_contracts or c == "" for c in contracts.cat.categories)
+        and not contracts.hasnans
+    ):
+        return []  # every distinct contract is known (or empty): no row to look at
     unknown = ~frame["contract_id"].isin(known_contracts) & frame["contract_id"].ne("")
     return row_problems(
         frame,
@@ -185,7 +193,8 @@ def _plain_header(path: Path, scan: bool = True) -> tuple[str, list[str]] | None
 
 def _arrow_read(path: Path, sep: str, names: list[str], types: dict):
     """The file parsed by pyarrow's multithreaded reader into ``types`` (cells as written:
-    no quoting, no missing value); None on any error (encoding, ragged row) or no row."""
+    no quoting; texts never missing, other types missing only when empty); None on any error
+    (encoding, ragged row, a cell not of its type) or no row."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -194,7 +203,9 @@ def _arrow_read(path: Path, sep: str, names: list[str], types: dict):
             path,
             read_options=pacsv.ReadOptions(encoding="utf8"),
             parse_options=pacsv.ParseOptions(delimiter=sep, quote_char=False, newlines_in_values=False),
-            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False, check_utf8=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types, null_values=[""], strings_can_be_null=False, check_utf8=True
+            ),
         )
     except (pa.ArrowException, OSError, ValueError):
         return None
@@ -230,32 +241,35 @@ def _read_checked(path: Path, spec: TableSpec, file: str) -> pd.DataFrame | None
     (types, required values, choices, minimum, duplicates) finds a problem: the reference path
     (:func:`_parse_table`) then reads it again and words the problems.
 
-    Columns of repeated values are parsed by pyarrow into dictionaries (the distinct texts, and
-    an int32 code per row): the checks and conversions of :func:`_convert` run on the distinct
-    texts only — each row's result depends on its text alone — and are taken back to the rows by
-    their codes, and the uniqueness key is built from the codes. Columns of (nearly) distinct
-    texts (:func:`_column_types`) are parsed as text and checked as on the reference path. The
-    frame is the one :func:`_parse_table` gives."""
+    pyarrow parses each column into the type that checks it cheapest (:func:`_column_types`):
+    dates straight into days, texts handed over as texts as they are, and the columns converted
+    or handed over as categories into dictionaries (the distinct texts, and an int32 code per
+    row) whose checks and conversions of :func:`_convert` run on the distinct texts only — each
+    row's result depends on its text alone — and are taken back to the rows by their codes.
+    The uniqueness key is built from the codes, days and a hash of the texts
+    (:func:`_any_duplicate`). The frame is the one :func:`_parse_table` gives."""
     plain = _plain_header(path, scan=False)
     if plain is None:
         return None
     sep, names = plain
     if any(c.name not in names for c in spec.columns) or any(n != n.strip() for n in names):
         return None
-    table = _arrow_read(path, sep, names, _column_types(path, sep, names, spec))
+    table = _arrow_read(path, sep, names, _column_types(names, spec))
     if table is None:
         return None
     table = table.unify_dictionaries()
-    if any(_has_quote(table.column(n)) for n in names):
+    declared = {c.name for c in spec.columns}
+    if any(_has_quote(table.column(n)) for n in names if n not in declared):
         return None  # a quote character: quoted cells are the reference parser's business
     out: dict[str, pd.Series] = {}
-    keys: dict[str, tuple[np.ndarray, int] | None] = {}
+    keys: dict[str, _KeyPart | None] = {}
     for col in spec.columns:
         column = _checked_column(table.column(col.name), col, file, col.name in spec.unique)
         if column is None:
             return None
         out[col.name], keys[col.name] = column
-    out["_line"] = pd.Series(np.arange(2, table.num_rows + 2, dtype=np.int64), copy=False)
+    del table
+    out["_line"] = pd.Series(np.arange(2, len(out[spec.columns[0].name]) + 2, dtype=np.int64), copy=False)
     frame = pd.DataFrame(out, copy=False)
     frame.attrs["file"] = file
     if spec.unique and _any_duplicate(frame, [keys[c] for c in spec.unique], list(spec.unique)):
@@ -263,67 +277,63 @@ def _read_checked(path: Path, spec: TableSpec, file: str) -> pd.DataFrame | None
     return frame
 
 
-def _column_types(path: Path, sep: str, names: list[str], spec: TableSpec) -> dict:
-    """pyarrow type of each column: a dictionary for a declared column, unless it is a text whose
-    values are mostly distinct in the file's first megabyte (patient ids of a patientèle: hashing
-    them into a dictionary would cost more than it spares); text for an undeclared column (only
-    parsed). Either type gives the same table; only the time differs."""
-    import io
-
+def _column_types(names: list[str], spec: TableSpec) -> dict:
+    """pyarrow type of each column: ``date32`` for a date (pyarrow accepts only valid
+    ``AAAA-MM-JJ`` dates, which the reference path reads to the same days), text for a text
+    handed over as text and for an undeclared column (only parsed), a dictionary for the others
+    (converted on their distinct values). Any cell pyarrow cannot parse sends the file to the
+    reference path."""
     import pyarrow as pa
 
     coded = pa.dictionary(pa.int32(), pa.string())
-    kinds = {c.name: c.type for c in spec.columns}
-    types = {n: coded if n in kinds else pa.string() for n in names}
-    texts = [n for n in names if kinds.get(n) == "str"]
-    if not texts:
-        return types
-    with open(path, "rb") as fh:
-        head = fh.read(1 << 20)
-    sample = _arrow_read(io.BytesIO(head[: head.rfind(b"\n") + 1]), sep, names, types)
-    if sample is None or sample.num_rows < 1000:
-        return types
-    for n in texts:
-        if sum(len(c.dictionary) for c in sample.column(n).chunks) > sample.num_rows // 2:
+    kinds = {c.name: c for c in spec.columns}
+    types = {}
+    for n in names:
+        col = kinds.get(n)
+        if col is None or (col.type == "str" and col.choices is None and not _as_category(col)):
             types[n] = pa.string()
+        else:
+            types[n] = pa.date32() if col.type == "date" else coded
     return types
 
 
 def _has_quote(column) -> bool:
-    """Whether a parsed column holds a quote character (in its distinct values when coded)."""
+    """Whether a parsed text column holds a quote character (in its distinct values when
+    coded); a date column cannot (pyarrow would not have parsed it)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    texts = column.chunk(0).dictionary if pa.types.is_dictionary(column.type) else column
-    return bool(pc.any(pc.match_substring(texts, '"')).as_py())
+    if pa.types.is_dictionary(column.type):
+        return bool(pc.any(pc.match_substring(column.chunk(0).dictionary, '"')).as_py())
+    if not pa.types.is_string(column.type):
+        return False
+    return any(bool((_text_bytes(chunk)[1] == ord('"')).any()) for chunk in column.chunks)
 
 
-def _checked_column(column, col, file: str, keyed: bool) -> tuple[pd.Series, tuple[np.ndarray, int] | None] | None:
-    """A parsed column (pyarrow, unified dictionary or text) converted as :func:`_parse_table`
-    does, and when ``keyed`` its uniqueness codes (value codes, number of distinct values);
-    None on a problem."""
+class _KeyPart(NamedTuple):
+    """A column's part of a uniqueness key: value codes (-1: missing) and their number, or
+    (``distinct`` None) a 64-bit hash of each value."""
+
+    values: np.ndarray
+    distinct: int | None
+
+
+def _checked_column(column, col, file: str, keyed: bool) -> tuple[pd.Series, _KeyPart | None] | None:
+    """A parsed column (pyarrow: date32, text, or unified dictionary) converted as
+    :func:`_parse_table` does, and when ``keyed`` its part of the uniqueness key; None on a
+    problem."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
+    if pa.types.is_date32(column.type):
+        return _checked_dates(column, col, keyed)
+    if pa.types.is_string(column.type):
+        return _checked_texts(column, col, keyed)
     found: list[Problem] = []
-    if not pa.types.is_dictionary(column.type):  # mostly distinct texts: checked row by row
-        values = column.to_pandas(types_mapper={pa.string(): _STR}.get).str.strip()
-        converted = _convert(values, col, file, pd.RangeIndex(len(values)), found)
-        if found:
-            return None
-        if _as_category(col):
-            converted = converted.astype("category")
-        if not keyed:
-            return converted, None
-        if isinstance(converted.dtype, pd.StringDtype) and len(converted):  # Arrow's hash table: the fastest here
-            texts = pa.array(converted.array)
-            coded = pc.dictionary_encode(texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts)
-            return converted, (coded.indices.to_numpy(zero_copy_only=False), len(coded.dictionary))
-        codes, uniques = pd.factorize(converted)
-        return converted, (codes, len(uniques))
     chunks = column.chunks
     codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in chunks])
     values = chunks[0].dictionary.to_pandas(types_mapper={pa.string(): _STR}.get)
+    if values.str.contains('"', regex=False).any():
+        return None  # a quote character: quoted cells are the reference parser's business
     stripped = values.str.strip()
     if stripped.ne(values).any():  # padded texts: equal once stripped, as on the reference path
         distinct = stripped.drop_duplicates().reset_index(drop=True)
@@ -337,33 +347,222 @@ def _checked_column(column, col, file: str, keyed: bool) -> tuple[pd.Series, tup
     if isinstance(converted.dtype, pd.CategoricalDtype):
         value_codes, distinct = converted.cat.codes.to_numpy(), len(converted.dtype.categories)
         rows = pd.Categorical.from_codes(value_codes[codes], dtype=converted.dtype, validate=False)
-    elif isinstance(converted.dtype, pd.StringDtype):  # the distinct texts themselves
-        value_codes, distinct = None, len(converted)
-        rows = converted.array.take(codes)
-    else:
+    else:  # int, money, bool: a masked array (values and missing flags) of the rows
         value_codes, uniques = pd.factorize(converted)
         distinct = len(uniques)
-        rows = converted.to_numpy()[codes] if converted.dtype == DATE_DTYPE else converted.array.take(codes)
+        missing = converted.isna().to_numpy()
+        values = converted.to_numpy(dtype=converted.dtype.numpy_dtype, na_value=converted.dtype.type(0))
+        rows = type(converted.array)(values[codes], missing[codes])
+    key = _KeyPart(value_codes[codes], distinct) if keyed else None
+    return pd.Series(rows, copy=False), key
+
+
+#: The days pandas' datetime64[ns] holds (the reference path refuses the others)
+_FIRST_DAY = (pd.Timestamp.min.ceil("D") - pd.Timestamp(0)).days
+_LAST_DAY = (pd.Timestamp.max.floor("D") - pd.Timestamp(0)).days
+_NS_PER_DAY = 86_400_000_000_000
+
+
+def _checked_dates(column, col, keyed: bool) -> tuple[pd.Series, _KeyPart | None] | None:
+    """A date32 column (empty cells: missing) as the reference path's dates; None when a
+    required date is missing or a date is outside what datetime64[ns] holds. Its key part:
+    the days from the first one (-1: missing)."""
+    import pyarrow.compute as pc
+
+    if col.required and column.null_count:
+        return None
+    bounds = pc.min_max(column)
+    low, high = (_day(bounds["min"]), _day(bounds["max"])) if bounds["min"].is_valid else (0, 0)
+    if low < _FIRST_DAY or high > _LAST_DAY:
+        return None
+    stamps = np.empty(len(column), np.int64)
+    codes = np.empty(len(column), np.int64) if keyed else None
+    at = 0
+    for chunk in column.chunks:  # each chunk's days read in place, written into the outputs
+        days = np.frombuffer(chunk.buffers()[1], np.int32, len(chunk), chunk.offset * 4)
+        rows = slice(at, at + len(chunk))
+        np.multiply(days, _NS_PER_DAY, out=stamps[rows], dtype=np.int64)
+        if codes is not None:
+            np.subtract(days, low, out=codes[rows], dtype=np.int64)
+        if chunk.null_count:
+            missing = chunk.is_null().to_numpy(zero_copy_only=False)
+            stamps[rows][missing] = np.iinfo(np.int64).min  # NaT
+            if codes is not None:
+                codes[rows][missing] = -1
+        at += len(chunk)
+    key = _KeyPart(codes, high - low + 1) if codes is not None else None
+    return pd.Series(stamps.view(DATE_DTYPE), copy=False), key
+
+
+def _day(scalar) -> int:
+    """Days since 1970-01-01 of a pyarrow date32 scalar."""
+    import pyarrow as pa
+
+    return scalar.cast(pa.int32()).as_py()
+
+
+def _checked_texts(column, col, keyed: bool) -> tuple[pd.Series, _KeyPart | None] | None:
+    """A text column handed over as text (stripped, as on the reference path); None on a quote
+    character or a missing required value. Its key part is a hash of each text. Each chunk
+    of the column is checked (and hashed) on its bytes in place."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    chunks, texts = [], []
+    for chunk in column.chunks:
+        offsets, data = _text_bytes(chunk)
+        quoted, empty, padded = _text_checks(offsets, data)
+        if quoted:
+            return None  # a quote character: quoted cells are the reference parser's business
+        if padded:  # maybe a padded text: stripped as on the reference path
+            chunk = pc.utf8_trim_whitespace(chunk)
+            offsets, data = _text_bytes(chunk)
+            empty = bool((offsets[1:] == offsets[:-1]).any())
+        if col.required and empty:
+            return None
+        chunks.append(chunk)
+        texts.append((offsets, data))
+    series = pa.chunked_array(chunks, column.type).to_pandas(types_mapper=lambda _: _STR)
     if not keyed:
-        return pd.Series(rows, copy=False), None
-    return pd.Series(rows, copy=False), (codes if value_codes is None else value_codes[codes], distinct)
+        return series, None
+    # one way of hashing for the whole column: equal texts, equal hashes
+    lengths = [np.diff(offsets) for offsets, _ in texts]
+    width = max((int(n.max()) for n in lengths if n.size), default=0)
+    fixed = width >= 8 and all((n == width).all() for n in lengths)
+    hashes = np.empty(len(column), np.uint64)
+    at = 0
+    for (offsets, data), n in zip(texts, lengths, strict=True):
+        hashes[at : at + len(n)] = _text_hashes(offsets, data, width, fixed)
+        at += len(n)
+    return series, _KeyPart(hashes, None)
 
 
-def _any_duplicate(frame: pd.DataFrame, keys: list[tuple[np.ndarray, int]], columns: list[str]) -> bool:
-    """Whether two rows share the values of ``columns``, given each column's value codes (-1:
-    missing) and number of distinct values: one int64 key, sorted."""
-    key = np.zeros(len(frame), dtype=np.int64)
-    span = 1
-    for codes, distinct in keys:
-        n = distinct + 1  # + the missing-value code (-1 -> 0)
-        if span * n >= 2**62:
-            return bool(frame.duplicated(columns).any())
-        key *= n
-        key += codes
+def _text_bytes(texts) -> tuple[np.ndarray, np.ndarray]:
+    """A pyarrow text array's value offsets (from 0) and the bytes they point into."""
+    import pyarrow as pa
+
+    width = np.dtype(np.int64 if pa.types.is_large_string(texts.type) else np.int32)
+    offsets = np.frombuffer(texts.buffers()[1], width, len(texts) + 1, texts.offset * width.itemsize)
+    buffer = texts.buffers()[2]
+    data = np.frombuffer(buffer, np.uint8) if buffer is not None else np.zeros(0, np.uint8)
+    data = data[offsets[0] : offsets[-1]]
+    return (offsets - offsets[0] if offsets[0] else offsets), data
+
+
+#: Rows per block of the passes over texts (their temporaries stay in the processor's cache)
+_BLOCK_ROWS = 1 << 16
+
+
+def _text_checks(offsets: np.ndarray, data: np.ndarray) -> tuple[bool, bool, bool]:
+    """Whether the texts hold a quote character, an empty text, and a text that may be padded
+    (its first or last byte other than a printable ASCII character: what ``str.strip`` could
+    remove is among them)."""
+    quoted = empty = padded = False
+    for low in range(0, len(offsets) - 1, _BLOCK_ROWS):
+        block = offsets[low : low + _BLOCK_ROWS + 1]
+        texts = data[block[0] : block[-1]]
+        quoted = quoted or bool((texts == ord('"')).any())
+        filled = block[1:] > block[:-1]
+        empty = empty or not filled.all()
+        if texts.size:
+            first = texts.take(block[:-1] - block[0], mode="clip") - np.uint8(0x21)
+            last = texts.take(block[1:] - block[0] - 1, mode="clip") - np.uint8(0x21)
+            padded = padded or bool((((first > 0x7E - 0x21) | (last > 0x7E - 0x21)) & filled).any())
+    return quoted, empty, padded
+
+
+_WORD_MASKS = np.array([(1 << (8 * r)) - 1 for r in range(9)], dtype=np.uint64)
+
+
+def _text_hashes(offsets: np.ndarray, data: np.ndarray, width: int, fixed: bool) -> np.ndarray:
+    """A 64-bit hash of each text (its bytes ``data[offsets[i]:offsets[i + 1]]`` and length),
+    read 8 bytes at a time up to ``width`` (the longest text of the column); ``fixed``: every
+    text of the column is ``width`` (≥ 8) bytes long. Equal texts of a column have equal hashes
+    (hashes are compared exactly only where they collide, see :func:`_any_duplicate`)."""
+    lengths = np.diff(offsets)
+    hashes = lengths.astype(np.uint64)
+    if fixed:
+        # texts of one length (pseudonymised ids): the words at the same places in each text,
+        # the last one ending with the text (it may overlap the one before)
+        for at in [*range(0, width - 7, 8), *([width - 8] if width % 8 else [])]:
+            words = np.ndarray((len(lengths),), np.uint64, buffer=data, offset=at, strides=(width,))
+            _mix_blocks(hashes, lambda low, high, words=words: words[low:high])
+        return hashes
+    padded = np.zeros(data.size + 8, np.uint8)
+    padded[: data.size] = data
+    # every 8 bytes from any place, as one (unaligned) little-endian word
+    windows = np.ndarray((data.size + 1,), np.uint64, buffer=padded, strides=(1,))
+    starts = offsets[:-1]
+    for at in range(0, width, 8):
+
+        def words(low, high, at=at):
+            word = windows[np.minimum(starts[low:high] + at, data.size)]
+            word &= _WORD_MASKS[np.clip(lengths[low:high] - at, 0, 8)]
+            return word
+
+        _mix_blocks(hashes, words)
+    return hashes
+
+
+def _mix_blocks(hashes: np.ndarray, values) -> None:
+    """Fold ``values(low, high)`` (uint64 values of rows ``low:high``) into ``hashes`` in place,
+    block by block."""
+    for low in range(0, len(hashes), _BLOCK_ROWS):
+        high = low + _BLOCK_ROWS
+        block = hashes[low:high]
+        block ^= values(low, high)
+        block *= np.uint64(0x9E3779B97F4A7C15)
+        block ^= block >> np.uint64(29)
+
+
+def _any_duplicate(frame: pd.DataFrame, keys: list[_KeyPart], columns: list[str]) -> bool:
+    """Whether two rows share the values of ``columns``, given each column's key part. The
+    codes are packed into int64 keys (as many columns per key as 62 bits hold): one such key,
+    sorted, answers exactly; else one 64-bit hash of the row's keys and hashes is sorted, and
+    the rows of colliding hashes are compared exactly."""
+    groups: list[list[_KeyPart]] = []
+    span = 2**62
+    for part in keys:
+        if part.distinct is None:
+            continue
+        if span * (part.distinct + 1) >= 2**62:  # + the missing-value code (-1 -> 0)
+            groups.append([])
+            span = 1
+        groups[-1].append(part)
+        span *= part.distinct + 1
+    hashed = [part.values for part in keys if part.distinct is None]
+    if len(groups) == 1 and not hashed:
+        key = _packed(groups[0], slice(None))
+        key.sort()
+        return bool((key[1:] == key[:-1]).any())
+    ordered = _row_hashes(len(frame), groups, hashed)
+    ordered.sort()
+    collide = ordered[1:] == ordered[:-1]
+    if not collide.any():
+        return False
+    rows = np.isin(_row_hashes(len(frame), groups, hashed), ordered[1:][collide])
+    return bool(frame.loc[rows, columns].duplicated().any())
+
+
+def _packed(group: list[_KeyPart], rows: slice) -> np.ndarray:
+    """The codes of ``group`` packed into one int64 key for ``rows`` (missing codes -1 -> 0)."""
+    key = group[0].values[rows].astype(np.int64)
+    key += 1
+    for codes, distinct in group[1:]:
+        key *= distinct + 1
+        key += codes[rows]
         key += 1
-        span *= n
-    key.sort()
-    return bool((key[1:] == key[:-1]).any())
+    return key
+
+
+def _row_hashes(n: int, groups: list[list[_KeyPart]], hashed: list[np.ndarray]) -> np.ndarray:
+    """One 64-bit hash of each row's packed codes (see :func:`_packed`) and text hashes."""
+    hashes = np.zeros(n, dtype=np.uint64)
+    for group in groups:
+        _mix_blocks(hashes, lambda low, high, group=group: _packed(group, slice(low, high)).view(np.uint64))
+    for values in hashed:
+        _mix_blocks(hashes, lambda low, high, values=values: values[low:high])
+    return hashes
 
 
 def _as_category(col) -> bool:
@@ -505,9 +704,8 @@ def assign_periods(frame: pd.DataFrame, date_column: str, periods: pd.DataFrame,
     result = frame.copy(deep=False)  # copy-on-write: adding a column leaves the input intact
     # A category per period (a few thousand at most) rather than a text per row: 5 M séances
     # keep 2-byte codes instead of 30 bytes of text each.
-    result["period_id"] = pd.Categorical.from_codes(
-        np.where(inside, period_codes, -1), categories=period_names, validate=False
-    )
+    period_codes[~inside] = -1
+    result["period_id"] = pd.Categorical.from_codes(period_codes, categories=period_names, validate=False)
     bad = ~inside
     if bad.any():
         file = frame.attrs.get("file", "?")
@@ -541,28 +739,35 @@ def set_aside(frame: pd.DataFrame, date_column: str, cut: pd.DataFrame | None, n
     if cut is None or cut.empty or frame.empty:
         return frame
     drop = np.zeros(len(frame), dtype=bool)
-    dates = frame[date_column]
+    # only the rows of the contracts with a span are looked at, each span on its contract's rows
+    candidates = np.flatnonzero(frame["contract_id"].isin(set(cut["contract_id"])).to_numpy(dtype=bool))
+    contracts = frame["contract_id"].iloc[candidates].astype(object).to_numpy()
+    by_contract = pd.Series(np.arange(len(candidates))).groupby(contracts, sort=False).indices
+    dates = frame[date_column].iloc[candidates]
+    lines = frame["_line"].to_numpy()
+    days = frame[date_column].to_numpy()
     aside = []
     for row in cut.itertuples(index=False):  # one loop per contract event, not per record
-        hit = (frame["contract_id"] == row.contract_id) & (dates >= row.start) & (dates <= row.end)
-        hit = hit.fillna(False).to_numpy(dtype=bool)
-        if hit.any():
+        own = by_contract.get(row.contract_id, np.zeros(0, dtype=np.intp))
+        at = dates.iloc[own]
+        hit = candidates[own[((at >= row.start) & (at <= row.end)).fillna(False).to_numpy(dtype=bool)]]
+        hit.sort()
+        if hit.size:
             aside.append(
                 {
                     "contract_id": row.contract_id,
                     "reason": row.reason,
-                    "lines": frame["_line"].to_numpy()[hit].tolist(),
-                    "dates": dates.to_numpy()[hit].tolist(),
+                    "lines": lines[hit].tolist(),
+                    "dates": days[hit].tolist(),
                 }
             )
-        if hit.any() and notes is not None and getattr(row, "note", True):
-            lines = frame["_line"].to_numpy()[hit]
-            shown = ", ".join(str(x) for x in lines[:20]) + ("…" if len(lines) > 20 else "")
+        if hit.size and notes is not None and getattr(row, "note", True):
+            shown = ", ".join(str(x) for x in lines[hit][:20]) + ("…" if hit.size > 20 else "")
             notes.append(
-                f"{frame.attrs.get('file', '?')} : {int(hit.sum())} ligne(s) du contrat {row.contract_id} datée(s) "
+                f"{frame.attrs.get('file', '?')} : {int(hit.size)} ligne(s) du contrat {row.contract_id} datée(s) "
                 f"pendant une période sans paiement ({row.reason}) sont écartées (ligne(s) {shown})"
             )
-        drop |= hit
+        drop[hit] = True
     if not drop.any():
         return frame
     out = frame[~drop].reset_index(drop=True)
@@ -581,7 +786,7 @@ def _period_of_rows(
 ) -> tuple[np.ndarray, pd.Index, np.ndarray]:
     """For each row, the period of its contract whose active span starts last on or before its
     date (as ``merge_asof(direction="backward")`` by contract; a code into the period names
-    returned), and whether the date is also before that span's end.
+    returned, -1 where none), and whether the date is also before that span's end.
 
     The periods are laid out on a (contract, day) grid when it is small (a gather per row),
     else found by binary search on (contract code, day) keys; no sort of the rows."""
@@ -592,39 +797,51 @@ def _period_of_rows(
         codes, uniques = contracts.cat.codes.to_numpy(), contracts.cat.categories
     else:  # hash the long column once, map its few values
         codes, uniques = pd.factorize(contracts)
-    l_code = np.append(categories.get_indexer(uniques), -1).astype(np.int64)[codes]
+    contract_of_value = np.append(categories.get_indexer(uniques), -1).astype(np.int64)
     ns_per_day = 86_400_000_000_000
     r_start = right["active_start"].to_numpy().view(np.int64)
     r_end = right["active_end"].to_numpy().view(np.int64)
     l_ns = np.asarray(dates.to_numpy(), dtype="datetime64[ns]").view(np.int64)
     nat = l_ns == np.iinfo(np.int64).min  # NaT: a missing date is in no period
-    l_code[nat] = -1
+    dated = None if not nat.any() else ~nat
     l_day, r_day = l_ns // ns_per_day, r_start // ns_per_day
-    spans = [a for a in (l_day[~nat], r_day) if a.size]
+    spans = [a for a in (l_day if dated is None else l_day[dated], r_day) if a.size]
     low = min((int(a.min()) for a in spans), default=0)
     width = max((int(a.max()) for a in spans), default=0) - low + 1
-    l_day[nat] = low
     order = np.lexsort((r_start, r_code))
     r_key = r_code[order] * width + (r_day[order] - low)
-    l_key = l_code * width + (l_day - low)
     cells = len(categories) * width
-    if cells <= 2 * len(l_key) + _GRID_EXTRA_CELLS:
-        # grid[key]: the last period starting on or before each (contract, day) cell (-1: none
-        # of that contract), what the binary search below finds.
+    if cells <= 2 * len(l_ns) + _GRID_EXTRA_CELLS:
+        # grid[cell]: the last period starting on or before each (contract, day) cell (-1: none
+        # of that contract), what the binary search below finds; after the contracts' cells,
+        # one contract's worth of -1 for the rows of no known contract and without a date
         lengths = np.diff(np.r_[0, r_key, cells])
         grid = np.repeat(np.arange(-1, len(r_key), dtype=np.int32), lengths)
         grid_contract = np.repeat(np.r_[-1, r_code[order]].astype(np.int32), lengths)
         grid[grid_contract != np.arange(cells, dtype=np.int32) // width] = -1
-        pos = grid[np.maximum(l_key, 0)].astype(np.int64)
-        pos[l_code < 0] = -1
+        grid = np.r_[grid, np.full(width, -1, np.int32)]
+        # each row's cell: its contract's first cell (less the first day) plus its day
+        first_cell = np.where(contract_of_value >= 0, contract_of_value * width, cells) - low
+        l_key = first_cell[codes]
+        l_key += l_day
+        if dated is not None:
+            l_key[nat] = cells
+        pos = grid[l_key]
     else:
+        l_code = contract_of_value[codes]
+        if dated is not None:
+            l_code[nat] = -1
+            l_day[nat] = low
+        l_key = l_code * width + (l_day - low)
         pos = np.searchsorted(r_key, l_key, side="right") - 1
         pos[(l_code < 0) | (pos >= 0) & (r_code[order][np.maximum(pos, 0)] != l_code)] = -1
-    found = pos >= 0
-    pos[~found] = 0
-    inside = found & (l_ns <= r_end[order][pos])
-    codes, names = pd.factorize(right["period_id"])
-    return codes[order][pos], pd.Index(names), inside
+    # pos -1 (no period) reads the last of each: an end before every date, no period
+    ends = np.r_[r_end[order], np.iinfo(np.int64).min]
+    inside = l_ns <= ends[pos]
+    if dated is not None:
+        inside &= dated
+    period_codes, names = pd.factorize(right["period_id"])
+    return np.r_[period_codes[order], -1][pos], pd.Index(names), inside
 
 
 def read_module_tables(
