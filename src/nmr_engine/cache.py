@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ CacheKey = tuple[Any, ...]
 
 class _RowsLRU:
     """Least-recently-used values, each of a number of rows, up to ``max_rows`` rows in all;
-    counts its hits and misses."""
+    counts its hits and misses. Safe to share between threads."""
 
     def __init__(self, max_rows: int = 20_000_000):
         self.max_rows = max_rows
@@ -34,23 +35,26 @@ class _RowsLRU:
         self._rows = 0
         self.hits = 0
         self.misses = 0
+        self._lock = threading.Lock()  # modules' tables are read in threads (Workspace.calculate)
 
     def _find(self, key: CacheKey) -> Any | None:
-        found = self._kept.get(key)
-        if found is None:
-            self.misses += 1
-            return None
-        self.hits += 1
-        self._kept.move_to_end(key)
-        return found[0]
+        with self._lock:
+            found = self._kept.get(key)
+            if found is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            self._kept.move_to_end(key)
+            return found[0]
 
     def _keep(self, key: CacheKey, value: Any, rows: int) -> None:
-        if key in self._kept or rows > self.max_rows:
-            return
-        self._kept[key] = (value, rows)
-        self._rows += rows
-        while self._rows > self.max_rows:
-            self._rows -= self._kept.popitem(last=False)[1][1]
+        with self._lock:
+            if key in self._kept or rows > self.max_rows:
+                return
+            self._kept[key] = (value, rows)
+            self._rows += rows
+            while self._rows > self.max_rows:
+                self._rows -= self._kept.popitem(last=False)[1][1]
 
     def __len__(self) -> int:
         return len(self._kept)
