@@ -55,8 +55,8 @@ def _rss_mb() -> float:
 
 def _cpu_with_children() -> float:
     """CPU seconds of this process and of its children that have ended."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def stage_bare_read(folder: Path, period: str) -> dict:
@@ -246,7 +246,7 @@ def stage_verify(folder: Path, period: str) -> dict:
         "runs": report.runs,
         "entries": report.entries,
         "entries_per_second": report.entries / seconds,
-        "entries_per_cpu_second": report.entries / cpu_seconds,
+        "entries_per_cpu_second": report.entries / cpu_seconds if cpu_seconds else None,
         "workers": worker_count(None, report.entries),
         "entry_format": store.entry_format,
         "ledger_mb": ledger.stat().st_size / 2**20,

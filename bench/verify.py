@@ -12,7 +12,7 @@ second (``verify_store``, the path of ``nmr ledger verify``; ``--workers 1``: on
 from __future__ import annotations
 
 import argparse
-import os
+import resource
 import sqlite3
 import time
 
@@ -50,8 +50,8 @@ def copy_to_postgres(sqlite_url: str, url: str) -> None:
 
 def _cpu() -> float:
     """CPU seconds of this process and of its ended children (verify's worker processes)."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main(argv=None) -> int:
