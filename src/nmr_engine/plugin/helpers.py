@@ -256,9 +256,7 @@ def in_computed_periods(context: CalculationContext, rows: pd.DataFrame) -> pd.D
     keys gives, without building the merged frame (categories' codes are compared, not texts)."""
     if rows.empty:
         return rows
-    wanted = pd.MultiIndex.from_arrays([context.periods["contract_id"], context.periods["period_id"]])
-    keys = pd.MultiIndex.from_arrays([rows["contract_id"], rows["period_id"]])
-    out = rows[np.asarray(keys.isin(wanted), dtype=bool)].reset_index(drop=True)
+    out = rows[in_computed_periods_mask(context, rows)].reset_index(drop=True)
     out.attrs = dict(rows.attrs)
     return out
 
