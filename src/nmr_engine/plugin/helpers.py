@@ -289,7 +289,7 @@ def lines_text(file: str, lines, limit: int = 8) -> str:
 
 
 def _format_lines(file: str, lines: np.ndarray, limit: int = 8) -> str:
-    shown = ", ".join(str(x) for x in lines[:limit])
+    shown = ", ".join(map(str, np.asarray(lines[:limit]).tolist()))  # Python ints: str() of numpy ints is slow
     more = "…" if len(lines) > limit else ""
     return f"{file}, ligne(s) {shown}{more}"
 
