@@ -24,11 +24,6 @@ _TRUE = {"1", "true", "vrai", "oui", "yes"}
 _FALSE = {"0", "false", "faux", "non", "no"}
 
 
-def _line_of_byte(path: Path, offset: int) -> int:
-    with open(path, "rb") as fh:
-        return fh.read(offset).count(b"\n") + 1
-
-
 def _sniff_separator(path: Path) -> str:
     with open(path, "rb") as fh:
         header = fh.readline()
