@@ -1,6 +1,6 @@
 """Where the time of ``Workspace.calculate`` goes, phase by phase, without a profiler's overhead.
 
-    python bench/phases.py DATASET_FOLDER [--period 2013] [--modules etp,asalee] [--repeat N]
+    python bench/phases.py DATASET_FOLDER [--period 2013] [--modules etp,asalee] [--repeat N] [--store]
 
 Replays the steps of ``Workspace.calculate`` for each module (periods, reading and validating
 each table, the plugin's cross-table checks, the plugin's calculation, the core's check of the
@@ -35,6 +35,7 @@ class Timer:
 def main(argv=None) -> int:
     from nmr_engine.engine import Workspace, validate_lines
     from nmr_engine.inputs.reader import assign_periods, read_table
+    from nmr_engine.inputs.snapshots import TableStore
     from nmr_engine.model import module_periods_frame
     from nmr_engine.plugin.api import CalculationContext
 
@@ -45,11 +46,13 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--repeat", type=int, default=1, help="run the cross-table checks and the calculation N times (to average)"
     )
+    parser.add_argument("--store", action="store_true", help="read through the data folder's table store, as the CLI")
     args = parser.parse_args(argv)
     folder = Path(args.folder)
     t = Timer()
     ws = t("load contracts and parameters", Workspace, folder / "contracts", folder / "data")
     known = {c.id for c in ws.contracts}
+    store = TableStore.for_data(folder / "data") if args.store else None
     only = {m for m in args.modules.split(",") if m}
     for code, registered in ws.registry.modules().items():
         if only and code not in only:
@@ -61,7 +64,7 @@ def main(argv=None) -> int:
         tables = {}
         for spec in registered.spec.tables:
             path = folder / "data" / code / f"{spec.name}.csv"
-            frame = t(f"{code}: read and check {spec.name}.csv", read_table, path, spec, known)
+            frame = t(f"{code}: read and check {spec.name}.csv", read_table, path, spec, known, None, None, store)
             if spec.event_date:
                 frame = t(f"{code}: periods of {spec.name} rows", assign_periods, frame, spec.event_date, history, code)
             tables[spec.name] = frame

@@ -23,6 +23,7 @@ from .cache import ReadCache, file_key, frame_key
 from .contracts import load_contracts
 from .errors import InputError, NmrError, PluginError
 from .inputs import read_module_tables
+from .inputs.snapshots import TableStore
 from .inputs.submissions import DataView
 from .model import DATE_DTYPE, Contract, _selected, modules_periods_frames
 from .parameters import ParameterStore, load_parameter_dir
@@ -117,6 +118,7 @@ class Workspace:
         run_date: dt.date | None = None,
         known_on: dt.date | None = None,
         cache: ReadCache | None = None,
+        store: TableStore | None = None,
     ):
         """``known_on``: compute with what the engine knew that day — each contract with the
         history events recorded on or before it, each registered data file in the latest
@@ -124,13 +126,16 @@ class Workspace:
         None: everything known now (the working files).
 
         ``cache``: parsed tables and parameter files shared with other workspaces of the process
-        (a replay's runs); files changed since are read again."""
+        (a replay's runs); files changed since are read again. ``store``: big tables checked
+        once and kept on disk for the next runs (see ``inputs/snapshots.py``; the CLI's
+        ``calculate`` and ``post`` use the data folder's, :meth:`TableStore.for_data`)."""
         self.registry = registry or PluginRegistry()
         self.contracts_dir = Path(contracts_dir)
         self.data_dir = Path(data_dir)
         self.run_date = run_date or dt.date.today()
         self.known_on = known_on
         self.cache = cache
+        self.store = store
         self.parameters = load_parameters(self.registry, cache)
         self.contracts: list[Contract] = load_contracts(
             self.contracts_dir, self.registry.modules().keys(), self.parameters, known_on
@@ -234,6 +239,7 @@ class Workspace:
             cut=cut,
             notes=notes,
             cache=self.cache.tables if self.cache else None,
+            store=self.store,
         )
         if key is not None:
             self.cache.modules.put(key, tables, tuple(notes[start:]))

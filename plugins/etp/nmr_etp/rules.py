@@ -119,7 +119,7 @@ def _patients(context: CalculationContext) -> list[dict]:
     contract_code, contracts = category_codes(s["contract_id"])
     programme_code, programme_ids = category_codes(s["programme_id"])
     # Patients need not be in text order: nothing computed depends on the order between them.
-    patient_code, _ = pd.factorize(s["patient_id"])
+    patient_code, _ = category_codes(s["patient_id"])
     grid = programme_grid(progs, contracts, programme_ids)
     cell = _cells(contract_code, programme_code, len(programme_ids), len(grid) - 1)
     day = _days(s["session_date"], dtype=np.int32)  # half the memory of int64 for 5 M séances

@@ -21,7 +21,7 @@ SESSIONS = TableSpec(
     columns=(
         Column("contract_id", "str", "Identifiant du contrat"),
         Column("programme_id", "str", "Programme (voir programmes.csv)", category=True),
-        Column("patient_id", "str", "Identifiant pseudonymisé du patient", pseudonymise=True),
+        Column("patient_id", "str", "Identifiant pseudonymisé du patient", pseudonymise=True, category=True),
         Column("session_date", "date", "Date de la séance"),
         Column("kind", "str", "diagnostic ou seance", choices=("diagnostic", "seance")),
     ),

@@ -101,11 +101,19 @@ def _resolve_run(store, run_id: str):
 def post(contracts_dir, data_dir, ledger_url, periods, modules, run_date, known_on, plugin_paths) -> None:
     """Comptabiliser la différence entre ce qui est dû et ce qui a déjà été versé."""
     from ..engine import Workspace
+    from ..inputs.snapshots import TableStore
     from ..ledger import post as post_run
     from ..pseudonym import Pseudonymiser, load_key
 
     run_date = run_date or dt.date.today()
-    workspace = Workspace(contracts_dir, data_dir, _registry(plugin_paths), run_date, known_on or run_date)
+    workspace = Workspace(
+        contracts_dir,
+        data_dir,
+        _registry(plugin_paths),
+        run_date,
+        known_on or run_date,
+        store=TableStore.for_data(data_dir),
+    )
     pseudonymiser = Pseudonymiser(load_key())
     with _open(ledger_url, data_dir) as store, _progress() as progress:
         result = post_run(store, workspace, list(periods), pseudonymiser, list(modules) or None, progress)

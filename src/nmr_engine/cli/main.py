@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ..engine import Workspace
 from ..errors import NmrError
+from ..inputs.snapshots import TableStore
 from ..plugin.manager import PluginRegistry
 
 console = Console()
@@ -93,7 +94,9 @@ def calculate(contracts_dir, data_dir, periods, modules, run_date, known_on, as_
     """Calculer les montants dus (aperçu : rien n'est enregistré)."""
     from ..reports.lines import dumps, print_tables
 
-    workspace = Workspace(contracts_dir, data_dir, _registry(plugin_paths), run_date, known_on)
+    workspace = Workspace(
+        contracts_dir, data_dir, _registry(plugin_paths), run_date, known_on, store=TableStore.for_data(data_dir)
+    )
     result = workspace.calculate(list(periods) or None, list(modules) or None)
     if as_json:
         click.echo(dumps(result))
@@ -290,7 +293,9 @@ def explain(
     if missing:
         raise click.UsageError(f"précisez une écriture ENTRY, ou {', '.join(missing)}")
 
-    workspace = Workspace(contracts_dir, data_dir, _registry(plugin_paths), run_date, known_on)
+    workspace = Workspace(
+        contracts_dir, data_dir, _registry(plugin_paths), run_date, known_on, store=TableStore.for_data(data_dir)
+    )
     contract = next((c for c in workspace.contracts if c.id == contract_id), None)
     if contract is None:
         known = ", ".join(c.id for c in workspace.contracts) or "aucun"

@@ -9,6 +9,7 @@ nothing is computed when there is one.
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -19,6 +20,7 @@ from ..cache import TableCache
 from ..errors import MAX_PROBLEMS_PER_CHECK, InputError, Problem, row_problems
 from ..model import DATE_DTYPE
 from ..plugin.api import TableSpec
+from .snapshots import TableStore, file_identity
 
 _TRUE = {"1", "true", "vrai", "oui", "yes"}
 _FALSE = {"0", "false", "faux", "non", "no"}
@@ -36,13 +38,16 @@ def read_table(
     known_contracts: set[str] | None = None,
     label: str | None = None,
     cache: TableCache | None = None,
+    store: TableStore | None = None,
 ) -> pd.DataFrame:
     """Read and validate one table. Adds ``_line`` (1-based line in the file);
     ``frame.attrs['file']`` holds the path (or ``label``, e.g. a recorded version's name).
     ``path`` None: a file not yet received, read as empty. Raises :class:`InputError`.
 
     ``cache``: a :class:`TableCache` that keeps the parsed and checked table of a file
-    unchanged since (the contract check, which depends on the contracts, is always redone)."""
+    unchanged since (the contract check, which depends on the contracts, is always redone);
+    ``store``: a :class:`~nmr_engine.inputs.snapshots.TableStore` that keeps it on disk for
+    the next processes."""
     file = label or str(path)
     if path is None or not Path(path).exists():
         if spec.optional or path is None:
@@ -56,7 +61,12 @@ def read_table(
     frame = cache.get(key, file) if key is not None else None
     problems: list[Problem] = []
     duplicates: list[Problem] = []
+    if frame is None and store is not None:
+        frame = store.get(path, spec, file)
+    identity = None
     if frame is None:
+        if store is not None:
+            began, identity = time.time_ns(), file_identity(path)
         frame = _read_checked(path, spec, file)
         if frame is None:  # not a plain file, or a check found a problem: the reference path says which
             frame = _parse_table(path, spec, file, problems)
@@ -64,6 +74,8 @@ def read_table(
     problems += _unknown_contract_problems(frame, known_contracts) + duplicates
     if problems:
         raise InputError(problems)
+    if identity is not None:
+        store.put(path, spec, frame, identity, began)
     if key is not None:
         cache.put(key, frame)
     return frame
@@ -850,13 +862,15 @@ def read_module_tables(
     cut: pd.DataFrame | None = None,
     notes: list[str] | None = None,
     cache: TableCache | None = None,
+    store: TableStore | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Read every table a module declares from ``<data_dir>/<module_code>/``.
 
     ``view`` (a :class:`~nmr_engine.inputs.submissions.DataView`) chooses which version of
     each file to read; ``cut`` lists spans where a contract pays nothing (rows dated there are
     set aside, see :func:`set_aside`); ``notes`` collects warnings; ``cache`` keeps parsed tables
-    for the next workspaces of the process (see :class:`~nmr_engine.cache.TableCache`)."""
+    for the next workspaces of the process (see :class:`~nmr_engine.cache.TableCache`), ``store``
+    on disk for the next processes (see :class:`~nmr_engine.inputs.snapshots.TableStore`)."""
     tables: dict[str, pd.DataFrame] = {}
     problems: list[Problem] = []
     for spec in specs:
@@ -867,7 +881,7 @@ def read_module_tables(
                 path, label, warnings = view.locate(f"{module_code}/{spec.name}.csv")
                 if notes is not None:
                     notes.extend(warnings)
-            frame = read_table(path, spec, known_contracts, label, cache)
+            frame = read_table(path, spec, known_contracts, label, cache, store)
             if spec.event_date:
                 frame = set_aside(frame, spec.event_date, cut, notes)
                 frame = assign_periods(frame, spec.event_date, periods, module_code)

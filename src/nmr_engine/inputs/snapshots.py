@@ -1,0 +1,178 @@
+"""Checked input tables kept on disk, so that a file is parsed and checked once, not at every run.
+
+Payment staff calculate a period several times (a preview, the posting, a re-run after a late
+file), and each time the large activity files (millions of séance rows) were parsed and checked
+again, which cost more than the calculation itself. A :class:`TableStore` keeps each big table as
+it came out of the checks of :func:`~nmr_engine.inputs.reader.read_table` in an Arrow file
+(``<data>/.tables/<key>.arrow``, uncompressed, memory-mapped when read back): the next run reads
+it in a fraction of the parse. What is kept is the table before the contract check, which
+depends on the contracts and is always redone; a file with a problem is never kept.
+
+**When a kept table is used.** Its name is a digest of everything the table depends on:
+
+- the file's identity on disk: resolved path, device, inode, size, modification and change
+  times in nanoseconds. A program can set a file's modification time, not its change time
+  (``ctime``), which the kernel sets at every write; any rewrite of the file changes the key;
+- the table's declaration (:class:`~nmr_engine.plugin.api.TableSpec`, every column);
+- the reader's own source code, the engine's, pandas' and pyarrow's versions: a new reader
+  never reuses what an older one checked.
+
+A file is kept only when it did not change while it was read and its last change is more than
+:data:`SETTLED_SECONDS` old: a file rewritten within the same clock tick as its last change (same
+size, same times) cannot then be mistaken for the one kept — the precaution git takes with its
+index ("racy git").
+
+**What it never does.** It never decides an amount on its own: a kept table is exactly the frame
+the checks gave. Writing goes through a temporary file renamed into place, so a run that stops
+midway leaves no half-written table; a table that cannot be read back (disk full, damaged file) is
+read again from the CSV. ``NMR_TABLE_STORE=off`` turns the store off; ``NMR_TABLE_STORE=DIR``
+keeps the tables in ``DIR``. Auditors' replays (``nmr replay``, the audit bundle) do not use it:
+they prove every amount from the files themselves.
+
+Kept tables are not removed when their file changes (the old one is simply no longer named);
+``rm -r <data>/.tables`` is always safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import attrs
+import pandas as pd
+
+from ..plugin.api import TableSpec
+
+ENV = "NMR_TABLE_STORE"
+FOLDER = ".tables"
+#: Format of the kept files (raise it when what is kept changes shape).
+FORMAT = 1
+#: Only tables of at least this many rows are kept (small ones parse in milliseconds).
+MIN_ROWS = 50_000
+#: A file is kept only when its last change is older than this (see the module doc).
+SETTLED_SECONDS = 2.0
+_OFF = {"off", "0", "non", "no", "false"}
+
+
+def _reader_versions() -> str:
+    """What the checks depend on besides the file and the declaration."""
+    import pyarrow
+
+    from .. import __version__
+    from . import reader
+
+    source = hashlib.sha256(Path(reader.__file__).read_bytes()).hexdigest()
+    return f"{FORMAT}|{__version__}|pandas {pd.__version__}|pyarrow {pyarrow.__version__}|{source}"
+
+
+def file_identity(path: Path) -> tuple:
+    """The identity of a file on disk that any write changes (see the module doc)."""
+    st = os.stat(path)
+    return (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@attrs.define
+class TableStore:
+    """Checked tables kept as Arrow files in ``folder`` (see the module doc).
+
+    ``min_rows``: smaller tables are not kept. ``hits``/``writes`` count what it did."""
+
+    folder: Path = attrs.field(converter=Path)
+    min_rows: int = MIN_ROWS
+    hits: int = 0
+    writes: int = 0
+    _versions: str = attrs.field(factory=_reader_versions, init=False, repr=False)
+
+    @classmethod
+    def for_data(cls, data_dir: Path) -> TableStore | None:
+        """The store of a data folder: ``<data_dir>/.tables``, or as ``NMR_TABLE_STORE`` says
+        (``off``: none; a folder: that one)."""
+        setting = os.environ.get(ENV, "").strip()
+        if setting.lower() in _OFF:
+            return None
+        return cls(Path(setting) if setting else Path(data_dir) / FOLDER, min_rows=MIN_ROWS)
+
+    def _name(self, identity: tuple, spec: TableSpec) -> Path:
+        key = repr((self._versions, identity, spec)).encode("utf-8")
+        return self.folder / f"{hashlib.sha256(key).hexdigest()[:40]}.arrow"
+
+    def get(self, path: Path, spec: TableSpec, file: str) -> pd.DataFrame | None:
+        """The table kept for the file as it is now on disk (``attrs['file']`` = ``file``), or None."""
+        try:
+            kept = self._name(file_identity(path), spec)
+            if not kept.exists():
+                return None
+            frame = _read_arrow(kept)
+        except Exception:  # unreadable or damaged: the CSV is read again (and the table kept anew)
+            return None
+        if list(frame.columns) != [c.name for c in spec.columns] + ["_line"]:
+            return None
+        frame.attrs = {"file": file}
+        self.hits += 1
+        return frame
+
+    def put(self, path: Path, spec: TableSpec, frame: pd.DataFrame, identity: tuple, began_ns: int) -> bool:
+        """Keep ``frame``, the checked table of ``path`` whose identity was ``identity`` when its
+        reading began (at ``began_ns``, ``time.time_ns()``). Not kept (False) when the table is
+        small, when the file changed while it was read or too recently (see the module doc), or
+        when the store cannot be written (the calculation goes on; nothing is left behind)."""
+        if len(frame) < self.min_rows:
+            return False
+        try:
+            settled = max(identity[4], identity[5]) <= began_ns - int(SETTLED_SECONDS * 1e9)
+            if not settled or file_identity(path) != identity:
+                return False
+            self.folder.mkdir(parents=True, exist_ok=True)
+            target = self._name(identity, spec)
+            _write_arrow(frame, target)
+        except OSError:
+            return False
+        self.writes += 1
+        return True
+
+
+def _read_arrow(path: Path) -> pd.DataFrame:
+    """The frame kept in ``path``. Categories are rebuilt from the kept dictionaries without
+    checking again that they are distinct (they were, when kept; the check hashes every
+    category: a third of a second for a million patients); the other columns by pyarrow."""
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    table = feather.read_table(path, memory_map=True)
+    coded = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
+    rest = table.drop_columns(coded).to_pandas()
+    columns = {}
+    for name in table.column_names:
+        if name not in coded:
+            columns[name] = rest[name]
+            continue
+        array = table.column(name).combine_chunks()
+        columns[name] = pd.Series(_categorical(array), copy=False)
+    return pd.DataFrame(columns, copy=False)
+
+
+def _categorical(array) -> pd.Categorical:
+    categories = pd.Index(array.dictionary.to_pandas())
+    ordered = bool(array.type.ordered)
+    fast = getattr(pd.CategoricalDtype, "_from_fastpath", None)  # pandas' own, unchecked
+    dtype = fast(categories, ordered) if fast else pd.CategoricalDtype(categories, ordered)
+    codes = array.indices.fill_null(-1).to_numpy()
+    return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+
+
+def _write_arrow(frame: pd.DataFrame, target: Path) -> None:
+    """Write ``frame`` to ``target`` through a temporary file renamed into place."""
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            feather.write_feather(table, out, compression="uncompressed", chunksize=max(len(frame), 1))
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

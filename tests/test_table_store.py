@@ -1,0 +1,173 @@
+"""The table store: a checked table kept on disk comes back as the checks gave it, only for the
+file as it was kept, never half-written, and the CLI's calculations give the same amounts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from nmr_engine.cli.main import cli
+from nmr_engine.engine import Workspace
+from nmr_engine.errors import InputError
+from nmr_engine.inputs import snapshots
+from nmr_engine.inputs.reader import read_table
+from nmr_engine.inputs.snapshots import TableStore
+from nmr_engine.plugin.manager import PluginRegistry
+
+from .conftest import ROOT
+from .test_reader_one_pass import HEADER, SPEC, assert_same
+
+ROWS = (
+    "C2;P2;A;diagnostic;3;12,5;oui;2012-01-01; padded \n"
+    "C1;P1;B;seance;;-4.05;non;2012-01-02;\n"
+    " C1 ;P10;A;seance;0;0;;2012-01-01;x\n"
+)
+
+
+@pytest.fixture
+def settled(monkeypatch):
+    """Files written by the test count as settled at once (the store waits 2 s otherwise)."""
+    monkeypatch.setattr(snapshots, "SETTLED_SECONDS", 0.0)
+
+
+def _write(path, rows=ROWS):
+    path.write_text(HEADER + rows, encoding="utf-8")
+    return path
+
+
+def _kept(store: TableStore) -> list:
+    return sorted(store.folder.glob("*.arrow")) if store.folder.exists() else []
+
+
+def test_a_kept_table_is_the_checked_table_with_every_type(tmp_path, settled):
+    path = _write(tmp_path / "t.csv")
+    store = TableStore(tmp_path / "store", min_rows=0)
+    first = read_table(path, SPEC, store=store)
+    assert store.writes == 1 and store.hits == 0 and len(_kept(store)) == 1
+    again = read_table(path, SPEC, store=store, label="version reçue")
+    assert store.hits == 1 and store.writes == 1
+    pd.testing.assert_frame_equal(again, first, check_exact=True)  # categories, Int64, boolean, dates
+    assert list(again.dtypes) == list(first.dtypes)
+    assert again.attrs == {"file": "version reçue"} and first.attrs == {"file": str(path)}
+    assert list(again["programme_id"].cat.categories) == ["P1", "P10", "P2"]
+    assert again["b"].isna().tolist() == [False, False, True]
+    assert again["m"].tolist() == [1250, -405, 0]
+
+
+def test_the_contract_check_is_redone_on_a_kept_table(tmp_path, settled):
+    path = _write(tmp_path / "t.csv")
+    store = TableStore(tmp_path / "store", min_rows=0)
+    read_table(path, SPEC, {"C1", "C2"}, store=store)
+    with pytest.raises(InputError) as err:
+        read_table(path, SPEC, {"C1"}, store=store)
+    assert store.hits == 1
+    assert "ligne 2" in str(err.value) and "C2" in str(err.value)
+
+
+def test_a_rewritten_file_is_read_again_even_with_the_same_size_and_times(tmp_path, settled):
+    path = _write(tmp_path / "t.csv")
+    store = TableStore(tmp_path / "store", min_rows=0)
+    read_table(path, SPEC, store=store)
+    before = os.stat(path)
+    _write(path, ROWS.replace("C2;P2;A", "C3;P2;A"))  # same size
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # same modification time
+    assert os.stat(path).st_size == before.st_size and os.stat(path).st_mtime_ns == before.st_mtime_ns
+    frame = read_table(path, SPEC, store=store)
+    assert store.hits == 0 and frame["contract_id"].tolist() == ["C3", "C1", "C1"]
+
+
+def test_a_file_changed_too_recently_is_not_kept(tmp_path):
+    path = _write(tmp_path / "t.csv")  # written just now: within SETTLED_SECONDS
+    store = TableStore(tmp_path / "store", min_rows=0)
+    read_table(path, SPEC, store=store)
+    assert store.writes == 0 and _kept(store) == []
+
+
+def test_small_tables_and_files_with_problems_are_not_kept(tmp_path, settled):
+    store = TableStore(tmp_path / "store", min_rows=4)
+    read_table(_write(tmp_path / "small.csv"), SPEC, store=store)  # 3 rows < 4
+    bad = _write(tmp_path / "bad.csv", ROWS + "C1;P1;C;seance;-1;0;oui;2012-13-01;\n")
+    with pytest.raises(InputError):
+        read_table(bad, SPEC, store=TableStore(tmp_path / "store", min_rows=0))
+    assert _kept(store) == []
+
+
+def test_a_damaged_kept_table_is_read_again_from_the_file(tmp_path, settled):
+    path = _write(tmp_path / "t.csv")
+    store = TableStore(tmp_path / "store", min_rows=0)
+    first = read_table(path, SPEC, store=store)
+    (kept,) = _kept(store)
+    kept.write_bytes(kept.read_bytes()[:100])  # truncated
+    again = read_table(path, SPEC, store=store)
+    assert store.hits == 0 and store.writes == 2
+    assert_same(again, first)
+    assert read_table(path, SPEC, store=store) is not None and store.hits == 1
+
+
+def test_a_write_that_fails_leaves_nothing_behind(tmp_path, settled, monkeypatch):
+    path = _write(tmp_path / "t.csv")
+    store = TableStore(tmp_path / "store", min_rows=0)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("pyarrow.feather.write_feather", disk_full)
+    frame = read_table(path, SPEC, store=store)  # the calculation goes on
+    assert frame["_line"].tolist() == [2, 3, 4]
+    assert store.writes == 0 and list(store.folder.iterdir()) == []  # no temporary file left
+
+
+def test_another_declaration_is_another_table(tmp_path, settled):
+    path = _write(tmp_path / "t.csv")
+    store = TableStore(tmp_path / "store", min_rows=0)
+    read_table(path, SPEC, store=store)
+    other = type(SPEC)(name=SPEC.name, columns=SPEC.columns, unique=())
+    read_table(path, other, store=store)
+    assert store.hits == 0 and len(_kept(store)) == 2
+
+
+def test_the_setting_turns_the_store_off_or_moves_it(tmp_path, monkeypatch):
+    monkeypatch.delenv(snapshots.ENV, raising=False)
+    assert TableStore.for_data(tmp_path / "data").folder == tmp_path / "data" / ".tables"
+    monkeypatch.setenv(snapshots.ENV, "off")
+    assert TableStore.for_data(tmp_path / "data") is None
+    monkeypatch.setenv(snapshots.ENV, str(tmp_path / "ailleurs"))
+    assert TableStore.for_data(tmp_path / "data").folder == tmp_path / "ailleurs"
+
+
+def test_a_workspace_through_the_store_computes_the_same_lines(tmp_path, settled):
+    data = tmp_path / "data"
+    shutil.copytree(ROOT / "data", data)
+    registry = PluginRegistry()
+    plain = Workspace(ROOT / "contracts", data, registry).calculate(["2012", "2013"])
+    store = TableStore(tmp_path / "store", min_rows=0)
+    first = Workspace(ROOT / "contracts", data, registry, store=store).calculate(["2012", "2013"])
+    written = store.writes
+    second = Workspace(ROOT / "contracts", data, registry, store=store).calculate(["2012", "2013"])
+    assert written > 0 and store.hits == written
+    assert plain.total_cents == first.total_cents == second.total_cents == 49_913_602
+    for lines in (first.lines, second.lines):
+        pd.testing.assert_frame_equal(
+            lines.drop(columns="explanation"), plain.lines.drop(columns="explanation"), check_exact=True
+        )
+        assert [e.to_dict() for e in lines["explanation"]] == [e.to_dict() for e in plain.lines["explanation"]]
+
+
+def test_the_cli_calculation_keeps_big_tables_in_the_data_folder(tmp_path, settled, monkeypatch):
+    data = tmp_path / "data"
+    shutil.copytree(ROOT / "data", data)
+    monkeypatch.delenv(snapshots.ENV, raising=False)
+    monkeypatch.setattr(snapshots, "MIN_ROWS", 0)
+    args = ["calculate", "--contracts", str(ROOT / "contracts"), "--data", str(data), "--period", "2013"]
+    runner = CliRunner()
+    first = runner.invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    kept = sorted((data / ".tables").glob("*.arrow"))
+    assert kept
+    second = runner.invoke(cli, args)
+    assert second.exit_code == 0 and second.output == first.output
+    assert sorted((data / ".tables").glob("*.arrow")) == kept  # read back, nothing new
