@@ -146,6 +146,7 @@ def stage_calculate(folder: Path, period: str) -> dict:
         "seconds": done - loaded,
         "etp_seconds": etp_seconds,
         "primed": primed,
+        "children_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         "store_hits": store.hits if store is not None else 0,
         "lines": int(lines_per_module.sum()),
         "total_cents": int(per_module.sum()),

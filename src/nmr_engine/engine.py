@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import processes
 from .cache import ReadCache, file_key, frame_key
 from .contracts import load_contracts
 from .errors import InputError, NmrError, PluginError
@@ -107,6 +108,12 @@ def load_parameters(registry: PluginRegistry, cache: ReadCache | None = None) ->
     return store
 
 
+#: Environment variable: how many processes share a big calculation's modules (1: one process).
+CALC_WORKERS_ENV = "NMR_CALC_WORKERS"
+#: Below this many input rows, the modules are computed in one process (forking would cost more).
+PROCESS_ROWS = 1_000_000
+
+
 class Workspace:
     """Contracts, data and plugins of one calculation."""
 
@@ -190,11 +197,7 @@ class Workspace:
         if problems:
             raise InputError(problems)
 
-        frames = []
-        for code, context in prepared:
-            if context.periods.empty:
-                continue
-            frames.append(self._run_plugin(code, context))
+        frames = self._run_plugins([(code, context) for code, context in prepared if not context.periods.empty])
         lines = pd.concat(frames, ignore_index=True) if frames else empty_lines()
         lines = lines.sort_values(["contract_id", "period_id", "module", "component", "instalment"], kind="stable")
         return CalculationResult(
@@ -244,6 +247,22 @@ class Workspace:
         if key is not None:
             self.cache.modules.put(key, tables, tuple(notes[start:]))
         return tables
+
+    def _run_plugins(self, runs: list[tuple[str, CalculationContext]]) -> list[pd.DataFrame]:
+        """Each module's checked lines, in order. A big calculation (:data:`PROCESS_ROWS` input
+        rows or more) shares its modules between forked processes, one per CPU or
+        ``NMR_CALC_WORKERS`` (see :mod:`~nmr_engine.processes`): each child sends back its lines
+        and the stale-parameter warnings its lookups raised."""
+        rows = [sum(len(t) for t in context.tables.values()) for _, context in runs]
+        workers = processes.worker_count(CALC_WORKERS_ENV, sum(rows), PROCESS_ROWS) if len(runs) > 1 else 1
+
+        def run(item: tuple[str, CalculationContext]) -> tuple[pd.DataFrame, set[str]]:
+            return self._run_plugin(*item), set(self.parameters.stale_warnings)
+
+        done = processes.in_processes(run, runs, rows, workers)
+        for _, stale in done:
+            self.parameters.stale_warnings |= stale
+        return [lines for lines, _ in done]
 
     def _run_plugin(self, code: str, context: CalculationContext) -> pd.DataFrame:
         registered = self.registry.modules()[code]

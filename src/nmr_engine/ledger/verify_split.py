@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from ..errors import ConfigurationError
+from .. import processes
 from .hashchain import ChainReport, EntryScan, chain_report, scan_entries
 from .model import GENESIS
 
@@ -35,21 +34,9 @@ MIN_ENTRIES = 20_000
 
 def worker_count(requested: int | None, entries: int) -> int:
     """How many processes verify ``entries`` entries: ``requested``, else ``NMR_VERIFY_WORKERS``,
-    else one per CPU of this process for a ledger of at least :data:`MIN_ENTRIES`; never more
-    processes than entries, and 1 where processes cannot be forked."""
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return 1
-    if requested is None:
-        text = os.environ.get(WORKERS_ENV, "").strip()
-        if text:
-            if not text.isdigit() or int(text) < 1:
-                raise ConfigurationError(f"{WORKERS_ENV} : nombre de processus attendu (entier ≥ 1), reçu « {text} »")
-            requested = int(text)
-        elif entries < MIN_ENTRIES:
-            return 1
-        else:
-            requested = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(requested, entries))
+    else one per CPU for a ledger of at least :data:`MIN_ENTRIES` (see
+    :func:`~nmr_engine.processes.worker_count`)."""
+    return processes.worker_count(WORKERS_ENV, entries, MIN_ENTRIES, requested)
 
 
 def seq_ranges(last: int, parts: int) -> list[tuple[int, int]]:

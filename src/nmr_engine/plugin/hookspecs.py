@@ -76,7 +76,8 @@ def nmr_calculate(module, context):
     """Compute the payment lines of ``module`` for all the contracts of the periods at once.
 
     Called once per module and run, only on the plugin that registered the module.
-    Work on whole columns (pandas), not row by row.
+    Work on whole columns (pandas), not row by row. In a big run it may be called in a forked
+    process (see ``NMR_CALC_WORKERS``): return everything in the lines, rely on no side effect.
 
     :param module: the :class:`ModuleSpec`.
     :param context: a :class:`CalculationContext`: ``periods`` to compute, ``tables``

@@ -1,0 +1,124 @@
+"""Modules shared between forked processes: the same lines and warnings as one process, a child
+that fails computed again here, errors raised in module order."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pytest
+
+from nmr_engine import engine, processes
+from nmr_engine.engine import Workspace
+from nmr_engine.errors import ConfigurationError, PluginError
+from nmr_engine.plugin.manager import PluginRegistry
+from nmr_engine.processes import deal, in_processes, worker_count
+
+from .conftest import ROOT
+
+
+def test_deal_gives_the_heaviest_first_to_the_lightest_group():
+    # 5 → A (5), 4 → B (4), 2 → B, the lighter (6), 1 → A, the lighter (6)
+    assert deal([5, 1, 4, 2], 2) == [[0, 1], [2, 3]]
+    assert deal([3, 3, 3], 2) == [[0, 2], [1]]
+    assert deal([7], 4) == [[0]]  # empty groups left out
+    assert deal([], 2) == []
+
+
+def test_worker_count_reads_the_setting(monkeypatch):
+    env = "NMR_TEST_WORKERS"
+    monkeypatch.delenv(env, raising=False)
+    assert worker_count(env, 99, 100) == 1  # below the minimum: one process
+    assert worker_count(env, 5, 100, requested=8) == 5  # never more than the pieces of work
+    monkeypatch.setenv(env, "2")
+    assert worker_count(env, 10, 100) == 2
+    monkeypatch.setenv(env, "beaucoup")
+    with pytest.raises(ConfigurationError, match=r"^NMR_TEST_WORKERS : nombre de processus attendu .* « beaucoup »$"):
+        worker_count(env, 10, 100)
+
+
+def _where(item):
+    return item, os.getpid()
+
+
+def test_in_processes_computes_the_other_groups_in_children_and_keeps_the_order():
+    results = in_processes(_where, ["a", "b", "c"], [1, 10, 1], 2)
+    assert [item for item, _ in results] == ["a", "b", "c"]
+    here = os.getpid()
+    pids = {item: pid for item, pid in results}
+    # groups: b (10) alone, the first, computed here; a and c together in a child
+    assert pids["b"] == here and pids["a"] == pids["c"] != here
+
+
+def test_one_worker_computes_everything_here():
+    assert {pid for _, pid in in_processes(_where, ["a", "b"], [1, 1], 1)} == {os.getpid()}
+
+
+def test_an_item_whose_child_died_is_computed_again_here():
+    parent = os.getpid()
+
+    def work(item):
+        if item == "b" and os.getpid() != parent:
+            os._exit(3)  # the child dies without a word
+        return item * 2
+
+    assert in_processes(work, ["a", "b"], [1, 1], 2) == ["aa", "bb"]
+
+
+def test_the_first_failing_item_in_order_raises_wherever_it_ran():
+    def work(item):
+        if item in ("b", "c"):
+            raise ValueError(f"échec {item}")
+        return item
+
+    for weights in ([1, 1, 5], [5, 1, 1], [1, 5, 1]):
+        with pytest.raises(ValueError, match=r"^échec b$"):
+            in_processes(work, ["a", "b", "c"], weights, 2)
+
+
+@pytest.fixture
+def forked(monkeypatch):
+    """The bundled example's modules computed in two processes (it is far below the threshold)."""
+    monkeypatch.setattr(engine, "PROCESS_ROWS", 0)
+    monkeypatch.setenv(engine.CALC_WORKERS_ENV, "2")
+
+
+def test_a_calculation_in_processes_gives_the_lines_and_warnings_of_one_process(forked, monkeypatch):
+    registry = PluginRegistry()
+    original = Workspace._run_plugin
+
+    def noting(self, code, context):  # a warning raised during the calculation, where it ran
+        self.parameters.stale_warnings.add(f"{code} : calculé dans le processus {os.getpid()}")
+        return original(self, code, context)
+
+    monkeypatch.setattr(Workspace, "_run_plugin", noting)
+    shared = Workspace(ROOT / "contracts", ROOT / "data", registry).calculate(["2012", "2013"])
+    monkeypatch.setenv(engine.CALC_WORKERS_ENV, "1")
+    alone = Workspace(ROOT / "contracts", ROOT / "data", registry).calculate(["2012", "2013"])
+    assert shared.total_cents == alone.total_cents == 49_913_602
+    pd.testing.assert_frame_equal(
+        shared.lines.drop(columns="explanation"), alone.lines.drop(columns="explanation"), check_exact=True
+    )
+    assert [e.to_dict() for e in shared.lines["explanation"]] == [e.to_dict() for e in alone.lines["explanation"]]
+    here = f"processus {os.getpid()}"
+    shared_notes = [w for w in shared.warnings if "calculé dans" in w]
+    assert sorted(w.split(" :")[0] for w in shared_notes) == ["asalee", "coordination", "etp"]
+    assert any(here not in w for w in shared_notes)  # came back from a child
+    assert all(here in w for w in alone.warnings if "calculé dans" in w)
+
+
+def test_a_plugin_failing_in_a_child_fails_as_in_one_process(forked, monkeypatch):
+    original = Workspace._run_plugin
+
+    def failing(self, code, context):
+        if code == "coordination":
+            raise PluginError("nmr-coordination", "KeyError: 'x'", None, code)
+        return original(self, code, context)
+
+    monkeypatch.setattr(Workspace, "_run_plugin", failing)
+    with pytest.raises(PluginError) as shared:
+        Workspace(ROOT / "contracts", ROOT / "data", PluginRegistry()).calculate(["2012", "2013"])
+    monkeypatch.setattr(processes, "deal", lambda weights, groups: [list(range(len(weights)))])
+    with pytest.raises(PluginError) as alone:
+        Workspace(ROOT / "contracts", ROOT / "data", PluginRegistry()).calculate(["2012", "2013"])
+    assert str(shared.value) == str(alone.value) and "KeyError: 'x'" in str(shared.value)
