@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import textwrap
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -87,6 +88,25 @@ def test_vectorised_lookup_equals_the_scalar_one(store):
     assert got == expected
     assert col.values(missing=0).tolist() == [0, 120000, 110000, 110000, 0, 100000]
     assert col.in_force().tolist() == [False, True, True, True, False, True]
+
+
+@pytest.mark.parametrize("span_days", [900, 60_000])  # a short span (one lookup per day), a long one
+def test_vectorised_lookup_equals_the_scalar_one_on_many_days_with_nat(store, span_days):
+    rng = np.random.default_rng(3)
+    n = 5_000
+    dates = pd.Series(np.datetime64("2011-12-01") + rng.integers(-span_days // 2, span_days // 2, n).astype("m8[D]"))
+    dates = dates.astype("datetime64[ns]")
+    dates[::7] = pd.NaT
+    contracts = pd.Series(np.where(rng.random(n) < 0.5, "C1", "C2"))
+    col = store.column("m.amount", contracts, dates)
+    expected = [
+        store.at("m.amount", d.date(), c) if not pd.isna(d) else store.column("m.amount", [c], [d]).version_at(0)
+        for c, d in zip(contracts, dates, strict=True)
+    ]
+    assert [col.version_at(i) for i in range(n)] == expected
+    # NaT: after every start (numpy's order), as a lookup of that one row says; no override
+    assert col.version_at(0) is store.column("m.amount", ["C1"], [pd.NaT]).version_at(0)
+    assert col.version_at(0).start == dt.date(2015, 1, 1)  # the last version
 
 
 def test_use_past_the_review_stamp_is_warned(store):

@@ -141,6 +141,37 @@ class ParamColumn:
         return None if i >= len(self.versions) else self.versions[i]
 
 
+_EPOCH = dt.date(1970, 1, 1)
+_NS_PER_DAY = 86_400_000_000_000
+
+
+def _day_number(day: dt.date) -> int:
+    return (day - _EPOCH).days
+
+
+def _day_numbers(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Days since 1970-01-01 of datetime64 values (floored, as a cast to ``datetime64[D]``) and
+    which values are not NaT (their day is then meaningless)."""
+    ns = raw.astype("datetime64[ns]", copy=False).view(np.int64)
+    known = ns != np.iinfo(np.int64).min
+    return ns // _NS_PER_DAY, known
+
+
+def _versions_in_force(starts: np.ndarray, days: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """For each day, the position of the last start on or before it (-1: none), as
+    ``np.searchsorted(starts, days, side="right") - 1``: looked up once per day of the span of
+    ``days`` when that span is short (a few years of séances), then gathered."""
+    every = bool(known.all())
+    seen = days if every else days[known]
+    if not seen.size:
+        return np.full(len(days), -1, dtype=np.int64)
+    low, high = int(seen.min()), int(seen.max())
+    if high - low > max(len(days), 1000):  # a long span for few days: search each day
+        return (np.searchsorted(starts, days, side="right") - 1).astype(np.int64)
+    table = np.searchsorted(starts, np.arange(low, high + 1), side="right").astype(np.int64) - 1
+    return table[days - low] if every else table[np.clip(days - low, 0, high - low)]
+
+
 class ParameterStore:
     """All parameters known to a run, plus the contracts' overrides.
 
@@ -204,9 +235,11 @@ class ParameterStore:
         raw = np.asarray(dates) if isinstance(dates, (pd.Series, pd.Index, np.ndarray)) else None
         if raw is None or raw.dtype.kind != "M":  # not already datetime64: parse (dates, Timestamps, text)
             raw = pd.to_datetime(dates).to_numpy()
-        days = raw.astype("datetime64[D]")
+        days, known = _day_numbers(raw)
         starts = np.array([v.start for v in param.versions], dtype="datetime64[D]")
-        index = np.searchsorted(starts, days, side="right") - 1
+        index = _versions_in_force(starts.view(np.int64), days, known)
+        if not known.all():  # NaT: where numpy's search puts it (after every start)
+            index[~known] = np.searchsorted(starts, raw[~known].astype("datetime64[D]"), side="right") - 1
         contracts = None  # converted only when the parameter has contract overrides
         for (contract_id, oname), overrides in self._overrides.items():
             if oname != name:
@@ -216,21 +249,21 @@ class ParameterStore:
             rows = np.flatnonzero(contracts == contract_id)
             if rows.size == 0:
                 continue
-            for version in overrides:  # sorted by start: later ones win
+            for version in overrides:  # sorted by start: later ones win (NaT: never)
                 day_rows = days[rows]
-                hit = day_rows >= np.datetime64(version.start)
+                hit = known[rows] & (day_rows >= _day_number(version.start))
                 if version.end is not None:
-                    hit &= day_rows <= np.datetime64(version.end)
+                    hit &= day_rows <= _day_number(version.end)
                 if hit.any():
                     versions.append(version)
                     index[rows[hit]] = len(versions) - 1
-        if len(days) and param.last_value_still_valid_on is not None:
-            latest = days.max()
-            if latest > np.datetime64(param.last_value_still_valid_on):
-                self._check_stale(param, pd.Timestamp(latest).date())
+        if len(days) and known.all() and param.last_value_still_valid_on is not None:  # (a NaT: no check)
+            latest = int(days.max())
+            if latest > _day_number(param.last_value_still_valid_on):
+                self._check_stale(param, _EPOCH + dt.timedelta(days=latest))
         # -1 (before any version) maps to the sentinel slot len(versions) in ParamColumn.
-        index = np.where(index < 0, len(versions), index)
-        return ParamColumn(name, tuple(versions), index.astype(np.int64))
+        index[index < 0] = len(versions)
+        return ParamColumn(name, tuple(versions), index)
 
     def _check_stale(self, param: Parameter, day: dt.date) -> None:
         stamp = param.last_value_still_valid_on
