@@ -142,7 +142,7 @@ def _read_arrow(path: Path) -> pd.DataFrame:
 
     table = feather.read_table(path, memory_map=True)
     coded = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
-    rest = table.drop_columns(coded).to_pandas()
+    rest = table.drop_columns(coded).to_pandas(split_blocks=True)  # no copy into 2-D blocks
     columns = {}
     for name in table.column_names:
         if name not in coded:
@@ -158,7 +158,8 @@ def _categorical(array) -> pd.Categorical:
     ordered = bool(array.type.ordered)
     fast = getattr(pd.CategoricalDtype, "_from_fastpath", None)  # pandas' own, unchecked
     dtype = fast(categories, ordered) if fast else pd.CategoricalDtype(categories, ordered)
-    codes = array.indices.fill_null(-1).to_numpy()
+    indices = array.indices
+    codes = (indices.fill_null(-1) if indices.null_count else indices).to_numpy(zero_copy_only=False)
     return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
 
 
