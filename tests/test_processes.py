@@ -4,13 +4,14 @@ that fails computed again here, errors raised in module order."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from nmr_engine import engine, processes
 from nmr_engine.engine import Workspace
-from nmr_engine.errors import ConfigurationError, PluginError
+from nmr_engine.errors import ConfigurationError, InputError, PluginError
 from nmr_engine.plugin.manager import PluginRegistry
 from nmr_engine.processes import deal, in_processes, worker_count
 
@@ -122,3 +123,28 @@ def test_a_plugin_failing_in_a_child_fails_as_in_one_process(forked, monkeypatch
     with pytest.raises(PluginError) as alone:
         Workspace(ROOT / "contracts", ROOT / "data", PluginRegistry()).calculate(["2012", "2013"])
     assert str(shared.value) == str(alone.value) and "KeyError: 'x'" in str(shared.value)
+
+
+def test_contract_files_read_in_processes_give_the_contracts_and_problems_of_one_process(tmp_path, monkeypatch):
+    from nmr_engine.contracts import loader
+
+    from .conftest import write_contract
+
+    folder = tmp_path / "contracts"
+    for cid in ("C1", "C2", "C3", "C4"):
+        write_contract(folder, cid)
+    monkeypatch.setattr(loader, "PROCESS_FILES", 0)
+    monkeypatch.setenv(engine.CALC_WORKERS_ENV, "2")
+    shared = loader.load_contracts(folder, ["etp"])
+    assert [c.id for c in shared] == ["C1", "C2", "C3", "C4"]
+    (folder / "c2.yaml").write_text("id: C2\nstructure: [\n", encoding="utf-8")  # bad YAML
+    (folder / "c4.yaml").write_text((folder / "c4.yaml").read_text(encoding="utf-8").replace("id: C4", "id: C1"))
+    with pytest.raises(InputError) as in_processes_error:
+        loader.load_contracts(folder, ["etp"])
+    monkeypatch.setenv(engine.CALC_WORKERS_ENV, "1")
+    with pytest.raises(InputError) as one_process_error:
+        loader.load_contracts(folder, ["etp"])
+    problems = in_processes_error.value.problems
+    assert problems == one_process_error.value.problems
+    assert [(Path(p.file).name, p.line) for p in problems] == [("c2.yaml", 3), ("c4.yaml", 1)]
+    assert "YAML invalide" in problems[0].message and "déjà utilisé" in problems[1].message

@@ -108,8 +108,7 @@ def load_parameters(registry: PluginRegistry, cache: ReadCache | None = None) ->
     return store
 
 
-#: Environment variable: how many processes share a big calculation's modules (1: one process).
-CALC_WORKERS_ENV = "NMR_CALC_WORKERS"
+CALC_WORKERS_ENV = processes.CALC_WORKERS_ENV
 #: Below this many input rows, the modules are computed in one process (forking would cost more).
 PROCESS_ROWS = 1_000_000
 

@@ -21,6 +21,10 @@ from typing import Any
 
 from .errors import ConfigurationError
 
+#: Environment variable: how many processes share a big calculation (its modules, its contract
+#: files); 1: one process.
+CALC_WORKERS_ENV = "NMR_CALC_WORKERS"
+
 
 def cpu_count() -> int:
     """The CPUs this process may run on."""

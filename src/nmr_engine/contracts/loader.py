@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .. import processes
 from ..errors import InputError, Problem
 from ..model import STRUCTURE_KINDS, Contract, Enrolment, Payee, Structure
 from ..parameters.loader import parse_value
@@ -332,6 +333,27 @@ def override_version(
     )
 
 
+#: From this many contract files on, their YAML is read by one process per CPU (see
+#: :mod:`~nmr_engine.processes`; ``NMR_CALC_WORKERS``): a national campaign has 3,000.
+PROCESS_FILES = 1_000
+
+
+def _read_document(path: Path) -> Any:
+    """The YAML of a contract file, or the :class:`InputError` that reading it raised (returned, so
+    that it comes back from another process whole)."""
+    try:
+        return load_yaml(path)
+    except InputError as exc:
+        return _Unreadable(exc.problems)
+
+
+class _Unreadable(InputError):
+    """An :class:`InputError` that survives pickling (its problems, not its message, are kept)."""
+
+    def __reduce__(self):
+        return (_Unreadable, (self.problems,))
+
+
 def load_contracts(
     directory: Path,
     known_modules: Iterable[str] | None = None,
@@ -350,9 +372,14 @@ def load_contracts(
     overrides: list[ParameterVersion] = []
     seen: dict[str, str] = {}
     known = list(known_modules) if known_modules is not None else None
-    for path in sorted(directory.glob("*.yaml")):
+    paths = sorted(directory.glob("*.yaml"))
+    workers = processes.worker_count(processes.CALC_WORKERS_ENV, len(paths), PROCESS_FILES)
+    documents = processes.in_processes(_read_document, paths, [1] * len(paths), workers)
+    for path, document in zip(paths, documents, strict=True):
         try:
-            loaded = parse_contract(load_yaml(path), str(path), known, parameters, known_on)
+            if isinstance(document, InputError):
+                raise document
+            loaded = parse_contract(document, str(path), known, parameters, known_on)
         except InputError as exc:
             problems.extend(exc.problems)
             continue
