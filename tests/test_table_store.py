@@ -171,3 +171,14 @@ def test_the_cli_calculation_keeps_big_tables_in_the_data_folder(tmp_path, settl
     second = runner.invoke(cli, args)
     assert second.exit_code == 0 and second.output == first.output
     assert sorted((data / ".tables").glob("*.arrow")) == kept  # read back, nothing new
+
+
+@pytest.mark.parametrize("values", [["a", "b", "c"], [1, "a", None]])  # texts as Python objects; mixed
+def test_a_table_arrow_would_not_give_back_the_same_is_not_kept(tmp_path, settled, values):
+    path = _write(tmp_path / "t.csv")
+    store = TableStore(tmp_path / "store", min_rows=0)
+    frame = pd.DataFrame({"note": pd.Series(values, dtype=object), "_line": [2, 3, 4]})
+    assert store.put(path, SPEC, frame, snapshots.file_identity(path), os.stat(path).st_ctime_ns + 1) is False
+    assert store.writes == 0 and _kept(store) == []
+    fine = pd.DataFrame({"note": pd.Series(["a", "b", "c"], dtype="str"), "_line": [2, 3, 4]})
+    assert store.put(path, SPEC, fine, snapshots.file_identity(path), os.stat(path).st_ctime_ns + 1) is True

@@ -51,6 +51,8 @@ FOLDER = ".tables"
 FORMAT = 1
 #: Only tables of at least this many rows are kept (small ones parse in milliseconds).
 MIN_ROWS = 50_000
+#: Rows of a table converted to Arrow and back before it is kept (see :func:`_round_trips`).
+SAMPLE_ROWS = 1_000
 #: A file is kept only when its last change is older than this (see the module doc).
 SETTLED_SECONDS = 2.0
 _OFF = {"off", "0", "non", "no", "false"}
@@ -122,25 +124,42 @@ class TableStore:
             return False
         try:
             settled = max(identity[4], identity[5]) <= began_ns - int(SETTLED_SECONDS * 1e9)
-            if not settled or file_identity(path) != identity:
+            if not settled or file_identity(path) != identity or not _round_trips(frame.iloc[:SAMPLE_ROWS]):
                 return False
             self.folder.mkdir(parents=True, exist_ok=True)
-            target = self._name(identity, spec)
-            _write_arrow(frame, target)
-        except OSError:
+            _write_arrow(frame, self._name(identity, spec))
+        except Exception:  # keeping is a saving, never a condition: the calculation goes on
             return False
         self.writes += 1
         return True
 
 
-def _read_arrow(path: Path) -> pd.DataFrame:
-    """The frame kept in ``path``. Categories are rebuilt from the kept dictionaries without
-    checking again that they are distinct (they were, when kept; the check hashes every
-    category: a third of a second for a million patients); the other columns by pyarrow."""
+def _round_trips(sample: pd.DataFrame) -> bool:
+    """Whether ``sample`` comes back from Arrow with the same values and dtypes (a column of a
+    type Arrow would give back otherwise, e.g. Python objects, keeps the table off the store)."""
     import pyarrow as pa
+
+    back = _frame_of(pa.Table.from_pandas(sample, preserve_index=False))
+    try:
+        pd.testing.assert_frame_equal(back, sample.reset_index(drop=True), check_exact=True, check_flags=False)
+    except AssertionError:
+        return False
+    return list(back.dtypes) == list(sample.dtypes)
+
+
+def _read_arrow(path: Path) -> pd.DataFrame:
+    """The frame kept in ``path`` (memory-mapped)."""
     import pyarrow.feather as feather
 
-    table = feather.read_table(path, memory_map=True)
+    return _frame_of(feather.read_table(path, memory_map=True))
+
+
+def _frame_of(table) -> pd.DataFrame:
+    """A pandas frame of an Arrow table as kept. Categories are rebuilt from the kept dictionaries
+    without checking again that they are distinct (they were, when kept; the check hashes every
+    category: a third of a second for a million patients); the other columns by pyarrow."""
+    import pyarrow as pa
+
     coded = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
     rest = table.drop_columns(coded).to_pandas(split_blocks=True)  # no copy into 2-D blocks
     columns = {}
