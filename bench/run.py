@@ -28,6 +28,9 @@ own:
 A stage is a function of the data set folder and the period in ``STAGES``, with its cells in
 ``COLUMNS``/``table_row``.
 
+Every stage runs with ordinary memory pages, as ``nmr`` does (``nmr_engine.memory``; the bare
+read is measured the same way).
+
 It prints a table per scale, the ratios (engine / bare read, reference / engine), the
 growth between consecutive scales (time ratio for a data ratio), and writes everything to
 ``--json``. Timings on a shared machine are noisy: run ``--repeat 3`` to keep the best.
@@ -514,6 +517,9 @@ def main(argv=None) -> int:
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.stage:  # child process: one measurement, JSON on the last line
+        from nmr_engine.memory import avoid_huge_pages
+
+        avoid_huge_pages()  # as the command line does; every stage alike, the bare read included
         print(json.dumps(STAGES[args.stage](Path(args.folder), args.period)))
         return 0
 

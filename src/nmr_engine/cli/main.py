@@ -14,6 +14,7 @@ from rich.table import Table
 from ..engine import Workspace
 from ..errors import NmrError
 from ..inputs.snapshots import TableStore
+from ..memory import avoid_huge_pages
 from ..plugin.manager import PluginRegistry
 
 console = Console()
@@ -72,6 +73,7 @@ known_on_option = click.option(
 @click.version_option(package_name="nmr-engine")
 def cli() -> None:
     """nmr-engine : calcul des nouveaux modes de rémunération (maisons et pôles de santé)."""
+    avoid_huge_pages()
 
 
 @cli.command()
