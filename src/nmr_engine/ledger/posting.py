@@ -26,7 +26,8 @@ import yaml
 from ..engine import Workspace
 from ..errors import PluginError
 from ..money import format_eur
-from ..pseudonym import Pseudonymiser, Scrubber, text_tokens
+from ..plugin.api import Explanation
+from ..pseudonym import Pseudonymiser, Scrubber, identifiers_among, text_tokens
 from .hashchain import canonical_json, seal_entries, seal_run, sha256_text
 from .model import INSTALMENT_LABELS, KEY_FIELDS, KIND_OF_INSTALMENT, Entry, Run
 from .store import LedgerStore, Progress
@@ -223,8 +224,10 @@ def prepare(
     explanations = [row.explanation.to_dict() for row in due_rows]
     later = lines[~due_mask]
     if scrub is None:  # a mapping for the identifiers the texts to post may hold, not for every patient read
-        texts = [[str(t) for t in lines["label"]], [str(t) for t in lines["component"]], explanations]
-        scrub = pseudonymiser.scrubber(result.identifiers_among(text_tokens(texts)))
+        parts = explanation_parts([row.explanation for row in due_rows], explanations)
+        texts = [[str(t) for t in lines["label"].tolist()], [str(t) for t in lines["component"].tolist()], parts]
+        scrub = pseudonymiser.scrubber(identifiers_among(result.identifier_columns, text_tokens(texts)))
+    fingerprints: dict[tuple[int, ...], str] = {}  # per list of parameter versions (lines share a few)
     due: list[DueLine] = []
     for row, explanation in zip(due_rows, explanations, strict=True):
         key = (
@@ -243,7 +246,7 @@ def prepare(
                 amount_cents=int(row.amount_cents),
                 explanation=scrub(explanation),
                 input_fingerprint=module_inputs[row.module],
-                parameter_fingerprint=parameter_fingerprint(explanation["parameters"]),
+                parameter_fingerprint=_shared_fingerprint(fingerprints, row.explanation, explanation),
                 plugin=registered[row.module].plugin_name,
                 plugin_version=result.modules[row.module],
             )
@@ -269,6 +272,31 @@ def prepare(
         known_on=workspace.known_on,
         data_files=dict(sorted(data_files.items())),
     )
+
+
+def explanation_parts(explained: Sequence[Explanation], explanations: Sequence[dict[str, Any]]) -> list[Any]:
+    """The values of ``explanations`` (``explained[i].to_dict()``) with each parameter version's
+    dict listed once, not once per line quoting it: the same texts for :func:`text_tokens`."""
+    parts: list[Any] = []
+    seen: set[int] = set()
+    for explanation, values in zip(explained, explanations, strict=True):
+        parts.extend(v for k, v in values.items() if k != "parameters")
+        for version, described in zip(explanation.parameters, values["parameters"], strict=True):
+            if id(version) not in seen:
+                seen.add(id(version))
+                parts.append(described)
+    return parts
+
+
+def _shared_fingerprint(known: dict[tuple[int, ...], str], explanation: Explanation, values: dict[str, Any]) -> str:
+    """:func:`parameter_fingerprint` of ``values["parameters"]`` (``values`` is
+    ``explanation.to_dict()``), computed once per list of parameter versions (``known``, keyed
+    by their ids: the caller keeps the versions alive, so the ids are not reused)."""
+    key = tuple(id(p) for p in explanation.parameters)
+    found = known.get(key)
+    if found is None:
+        found = known[key] = parameter_fingerprint(values["parameters"])
+    return found
 
 
 def parameter_fingerprint(parameters: list[dict[str, Any]]) -> str:

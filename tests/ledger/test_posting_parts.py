@@ -1,0 +1,53 @@
+"""Helpers of prepare that compute once what lines share (parameter versions)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+from nmr_engine.ledger.posting import _shared_fingerprint, explanation_parts, parameter_fingerprint
+from nmr_engine.parameters.model import ParameterVersion, Reference
+from nmr_engine.plugin.api import Explanation
+from nmr_engine.pseudonym import text_tokens
+
+
+def _version(name: str, value: int) -> ParameterVersion:
+    return ParameterVersion(
+        name=name, start=dt.date(2013, 1, 1), value=value, unit="EUR", confidence="SEED",
+        reference=Reference("Fiche 5"), source=f"{name}.yaml:1",
+    )  # fmt: skip
+
+
+def test_explanation_parts_list_each_parameter_version_once():
+    a, b = _version("m.a", 100), _version("m.b", 250)
+    explained = [
+        Explanation("PAT-1 vu", "2 × 1,00 €", inputs=(("patients", "PAT-1, PAT-2"),), parameters=(a, b)),
+        Explanation("PAT-3 vu", "1,00 €", parameters=(a,), warnings=("PAT-4",)),
+    ]
+    explanations = [e.to_dict() for e in explained]
+    parts = explanation_parts(explained, explanations)
+    # line 1: its 6 other values, then the dicts of a and b; line 2: its 6 values (a already listed)
+    assert len(parts) == 6 + 2 + 6
+    assert parts[6] == explanations[0]["parameters"][0] and parts[7] == explanations[0]["parameters"][1]
+    assert [p for p in parts if isinstance(p, dict)] == explanations[0]["parameters"]
+    assert text_tokens(parts) == text_tokens(explanations)
+    assert {"PAT-1", "PAT-2", "PAT-3", "PAT-4", "m", "a", "b"} <= text_tokens(parts)
+
+
+def test_shared_fingerprint_is_computed_once_per_list_of_versions():
+    a, b = _version("m.a", 100), _version("m.b", 250)
+    known: dict = {}
+    one, two = Explanation("s", "f", parameters=(a, b)), Explanation("t", "g", parameters=(a, b))
+    first = _shared_fingerprint(known, one, one.to_dict())
+    assert first == parameter_fingerprint(one.to_dict()["parameters"])
+    expected = (
+        '[{"confidence":"SEED","contract_id":null,"end":null,"id":"m.a@2013-01-01","illustrative":false,'
+        '"name":"m.a","reference":"Fiche 5","start":"2013-01-01","unit":"EUR","value":"1,00\u00a0€"},'
+        '{"confidence":"SEED","contract_id":null,"end":null,"id":"m.b@2013-01-01","illustrative":false,'
+        '"name":"m.b","reference":"Fiche 5","start":"2013-01-01","unit":"EUR","value":"2,50\u00a0€"}]'
+    )
+    assert first == hashlib.sha256(expected.encode()).hexdigest()
+    assert _shared_fingerprint(known, two, {"parameters": []}) == first  # found by the versions' ids
+    assert len(known) == 1
+    alone = Explanation("u", "h", parameters=(b,))
+    assert _shared_fingerprint(known, alone, alone.to_dict()) != first and len(known) == 2
