@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-from nmr_engine.ledger.posting import _shared_fingerprint, explanation_parts, parameter_fingerprint
+import pandas as pd
+
+from nmr_engine.ledger.posting import _rows, _shared_fingerprint, explanation_parts, file_digest, parameter_fingerprint
 from nmr_engine.parameters.model import ParameterVersion, Reference
 from nmr_engine.plugin.api import Explanation
 from nmr_engine.pseudonym import text_tokens
@@ -51,3 +53,30 @@ def test_shared_fingerprint_is_computed_once_per_list_of_versions():
     assert len(known) == 1
     alone = Explanation("u", "h", parameters=(b,))
     assert _shared_fingerprint(known, alone, alone.to_dict()) != first and len(known) == 2
+
+
+def test_rows_are_those_itertuples_gives():
+    frame = pd.DataFrame(
+        {
+            "a": pd.Series(["x", None, "z"], dtype="str"),
+            "d": pd.to_datetime(["2013-01-31", "2013-02-28", "2013-03-31"]),
+            "n": [1, 2, 3],
+            "o": [("t",), None, {"k": 1}],
+        }
+    )
+    rows = _rows(frame, ("a", "d", "n", "o"))
+    assert rows[0].a == "x" and rows[0].d.date() == dt.date(2013, 1, 31) and rows[2].n == 3 and rows[2].o == {"k": 1}
+    assert [tuple(r) for r in rows][::2] == [
+        ("x", pd.Timestamp("2013-01-31"), 1, ("t",)),
+        ("z", pd.Timestamp("2013-03-31"), 3, {"k": 1}),
+    ]
+    assert rows[1][1:] == (pd.Timestamp("2013-02-28"), 2, None)
+    assert pd.isna(rows[1].a) and _rows(frame.iloc[:0], ("a", "n")) == []
+
+
+def test_file_digest_is_the_sha256_of_the_content(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"abc")
+    assert file_digest(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    path.write_bytes(b"x" * 1_000_000)  # several blocks
+    assert file_digest(path) == hashlib.sha256(b"x" * 1_000_000).hexdigest()
