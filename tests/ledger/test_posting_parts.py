@@ -7,7 +7,14 @@ import hashlib
 
 import pandas as pd
 
-from nmr_engine.ledger.posting import _rows, _shared_fingerprint, explanation_parts, file_digest, parameter_fingerprint
+from nmr_engine.ledger.posting import (
+    _rows,
+    _shared,
+    explanation_json,
+    explanation_parts,
+    file_digest,
+    parameter_fingerprint,
+)
 from nmr_engine.parameters.model import ParameterVersion, Reference
 from nmr_engine.plugin.api import Explanation
 from nmr_engine.pseudonym import text_tokens
@@ -36,23 +43,38 @@ def test_explanation_parts_list_each_parameter_version_once():
     assert {"PAT-1", "PAT-2", "PAT-3", "PAT-4", "m", "a", "b"} <= text_tokens(parts)
 
 
-def test_shared_fingerprint_is_computed_once_per_list_of_versions():
+def test_shared_fingerprint_and_parameters_json_are_computed_once_per_list_of_versions():
     a, b = _version("m.a", 100), _version("m.b", 250)
     known: dict = {}
     one, two = Explanation("s", "f", parameters=(a, b)), Explanation("t", "g", parameters=(a, b))
-    first = _shared_fingerprint(known, one, one.to_dict())
-    assert first == parameter_fingerprint(one.to_dict()["parameters"])
-    expected = (
+    values = one.to_dict()
+    scrubbed = {"parameters": [{"id": "PSN-1"}]}  # what the scrubber made of them
+    first = _shared(known, one, values, scrubbed)
+    expected = (  # value: "1,00 €" with a no-break space
         '[{"confidence":"SEED","contract_id":null,"end":null,"id":"m.a@2013-01-01","illustrative":false,'
         '"name":"m.a","reference":"Fiche 5","start":"2013-01-01","unit":"EUR","value":"1,00\u00a0€"},'
         '{"confidence":"SEED","contract_id":null,"end":null,"id":"m.b@2013-01-01","illustrative":false,'
         '"name":"m.b","reference":"Fiche 5","start":"2013-01-01","unit":"EUR","value":"2,50\u00a0€"}]'
     )
-    assert first == hashlib.sha256(expected.encode()).hexdigest()
-    assert _shared_fingerprint(known, two, {"parameters": []}) == first  # found by the versions' ids
+    assert first == (hashlib.sha256(expected.encode()).hexdigest(), '[{"id":"PSN-1"}]')
+    assert first[0] == parameter_fingerprint(values["parameters"])
+    assert _shared(known, two, {"parameters": []}, {"parameters": []}) == first  # found by the versions' ids
     assert len(known) == 1
     alone = Explanation("u", "h", parameters=(b,))
-    assert _shared_fingerprint(known, alone, alone.to_dict()) != first and len(known) == 2
+    assert _shared(known, alone, alone.to_dict(), alone.to_dict())[0] != first[0] and len(known) == 2
+
+
+def test_explanation_json_splices_the_parameters_json_in_canonical_order():
+    explanation = {"summary": "s", "parameters": [{"b": 1, "a": "é"}], "posting": {"kind": "balance"}, "inputs": []}
+    text = '{"inputs":[],"parameters":[{"a":"é","b":1}],"posting":{"kind":"balance"},"summary":"s"}'
+    assert explanation_json(explanation) == text
+    assert explanation_json(explanation, '[{"a":"é","b":1}]') == text
+    assert explanation_json({"summary": "s"}, "[]") == '{"summary":"s"}'  # no parameters: nothing spliced
+    # the mark found twice (a nested member of the same name): encoded as a whole
+    nested = {"parameters": [], "inputs": [{"parameters": 0}]}
+    assert explanation_json(nested, '["not used"]') == '{"inputs":[{"parameters":0}],"parameters":[]}'
+    quoted = {"parameters": [], "summary": 'x"parameters":0'}
+    assert explanation_json(quoted, "[]") == '{"parameters":[],"summary":"x\\"parameters\\":0"}'
 
 
 def test_rows_are_those_itertuples_gives():

@@ -50,6 +50,9 @@ class DueLine:
     parameter_fingerprint: str
     plugin: str
     plugin_version: str
+    #: ``canonical_json(explanation["parameters"])`` when known (computed once for the lines
+    #: sharing the same parameter versions; :func:`plan` splices it into the explanation's JSON).
+    parameters_json: str | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen
@@ -241,7 +244,7 @@ def prepare(
         parts = explanation_parts([row.explanation for row in due_rows], explanations)
         texts = [[str(t) for t in lines["label"].tolist()], [str(t) for t in lines["component"].tolist()], parts]
         scrub = pseudonymiser.scrubber(identifiers_among(result.identifier_columns, text_tokens(texts)))
-    fingerprints: dict[tuple[int, ...], str] = {}  # per list of parameter versions (lines share a few)
+    shared: dict[tuple[int, ...], tuple[str, str]] = {}  # per list of parameter versions (lines share a few)
     due: list[DueLine] = []
     for row, explanation in zip(due_rows, explanations, strict=True):
         key = (
@@ -252,17 +255,20 @@ def prepare(
             row.payee_id,
             row.instalment,
         )
+        scrubbed = scrub(explanation)
+        fingerprint, parameters_json = _shared(shared, row.explanation, explanation, scrubbed)
         due.append(
             DueLine(
                 key=key,
                 label=scrub.text(str(row.label)),
                 due_date=row.due_date.date(),
                 amount_cents=int(row.amount_cents),
-                explanation=scrub(explanation),
+                explanation=scrubbed,
                 input_fingerprint=module_inputs[row.module],
-                parameter_fingerprint=_shared_fingerprint(fingerprints, row.explanation, explanation),
+                parameter_fingerprint=fingerprint,
                 plugin=registered[row.module].plugin_name,
                 plugin_version=result.modules[row.module],
+                parameters_json=parameters_json,
             )
         )
     not_yet = frozenset(
@@ -308,14 +314,20 @@ def explanation_parts(explained: Sequence[Explanation], explanations: Sequence[d
     return parts
 
 
-def _shared_fingerprint(known: dict[tuple[int, ...], str], explanation: Explanation, values: dict[str, Any]) -> str:
-    """:func:`parameter_fingerprint` of ``values["parameters"]`` (``values`` is
-    ``explanation.to_dict()``), computed once per list of parameter versions (``known``, keyed
-    by their ids: the caller keeps the versions alive, so the ids are not reused)."""
+def _shared(
+    known: dict[tuple[int, ...], tuple[str, str]],
+    explanation: Explanation,
+    values: dict[str, Any],
+    scrubbed: dict[str, Any],
+) -> tuple[str, str]:
+    """(:func:`parameter_fingerprint` of ``values["parameters"]``, ``canonical_json`` of
+    ``scrubbed["parameters"]``), where ``values`` is ``explanation.to_dict()`` and ``scrubbed``
+    its scrubbed copy: computed once per list of parameter versions (``known``, keyed by their
+    ids; the caller keeps the versions alive, so the ids are not reused)."""
     key = tuple(id(p) for p in explanation.parameters)
     found = known.get(key)
     if found is None:
-        found = known[key] = parameter_fingerprint(values["parameters"])
+        found = known[key] = (parameter_fingerprint(values["parameters"]), canonical_json(scrubbed["parameters"]))
     return found
 
 
@@ -359,6 +371,7 @@ def plan(proposal: Proposal, posted: Sequence[Entry]) -> list[dict[str, Any]]:
             "corrects": list(corrects),
             "text": _posting_text(kind, key[5], due_cents, already, amount, len(previous)),
         }
+        parameters_json = line.parameters_json if line else None
         out.append(
             {
                 "entry_id": entry_id(key, len(previous), amount),
@@ -371,11 +384,26 @@ def plan(proposal: Proposal, posted: Sequence[Entry]) -> list[dict[str, Any]]:
                 "parameter_fingerprint": line.parameter_fingerprint if line else last.parameter_fingerprint,
                 "plugin": line.plugin if line else last.plugin,
                 "plugin_version": line.plugin_version if line else last.plugin_version,
-                "explanation": canonical_json(explanation),
+                "explanation": explanation_json(explanation, parameters_json),
                 "corrects": corrects,
             }
         )
     return out
+
+
+def explanation_json(explanation: dict[str, Any], parameters_json: str | None = None) -> str:
+    """``canonical_json(explanation)``; given ``parameters_json``, the JSON of its ``parameters``
+    (shared by many lines), that text is spliced in rather than encoded again."""
+    if parameters_json is None or "parameters" not in explanation:
+        return canonical_json(explanation)
+    text = canonical_json({**explanation, "parameters": 0})
+    # Outside a JSON string a '"' is not escaped: once in the text, this is the top-level member.
+    if text.count(_PARAMETERS_MARK) != 1:
+        return canonical_json(explanation)
+    return text.replace(_PARAMETERS_MARK, '"parameters":' + parameters_json)
+
+
+_PARAMETERS_MARK = '"parameters":0'
 
 
 def _posting_text(kind: str, instalment: str, due: int, already: int, amount: int, n_previous: int) -> str:
