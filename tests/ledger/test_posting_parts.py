@@ -6,7 +6,9 @@ import datetime as dt
 import hashlib
 
 import pandas as pd
+import pytest
 
+from nmr_engine.ledger.hashchain import canonical_json
 from nmr_engine.ledger.posting import (
     _rows,
     _shared,
@@ -15,6 +17,7 @@ from nmr_engine.ledger.posting import (
     file_digest,
     parameter_fingerprint,
 )
+from nmr_engine.ledger.store import json_encoder
 from nmr_engine.parameters.model import ParameterVersion, Reference
 from nmr_engine.plugin.api import Explanation
 from nmr_engine.pseudonym import text_tokens
@@ -102,3 +105,12 @@ def test_file_digest_is_the_sha256_of_the_content(tmp_path):
     assert file_digest(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     path.write_bytes(b"x" * 1_000_000)  # several blocks
     assert file_digest(path) == hashlib.sha256(b"x" * 1_000_000).hexdigest()
+
+
+def test_json_encoders_write_what_json_dumps_writes():
+    value = {"b": [1, 2.5, None, True], "a": 'é "q"\n', "c": {"z": (), "y": {}}}
+    assert json_encoder(sort_keys=True)(value) == '{"a":"é \\"q\\"\\n","b":[1,2.5,null,true],"c":{"y":{},"z":[]}}'
+    assert json_encoder(sort_keys=False)(value) == '{"b":[1,2.5,null,true],"a":"é \\"q\\"\\n","c":{"z":[],"y":{}}}'
+    assert canonical_json(["E", 0, -5]) == '["E",0,-5]' and canonical_json("x") == '"x"'
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        canonical_json({"d": dt.date(2013, 1, 1)})

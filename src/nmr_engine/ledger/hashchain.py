@@ -85,6 +85,7 @@ from .store import (
     RUN_COLUMNS,
     entry_to_record_row,
     entry_to_row,
+    json_encoder,
     pack_records,
     record_values,
     run_to_row,
@@ -153,9 +154,12 @@ _RECORD_HEAD = "[%s,%s,%s,%s,%s,%s,%s]\n"
 _str, _int = json.encoder.encode_basestring, int.__repr__
 
 
+_canonical = json_encoder(sort_keys=True)
+
+
 def canonical_json(value: Any) -> str:
     """Stable JSON: sorted keys, no spaces, UTF-8 kept (fingerprints, explanations, bundles)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _canonical(value)
 
 
 def sha256_text(text: str) -> str:
