@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import zlib
 
 import pandas as pd
 import pytest
 
-from nmr_engine.ledger.hashchain import canonical_json
+from nmr_engine.ledger.hashchain import canonical_json, seal_entries, seal_fields
+from nmr_engine.ledger.model import Entry
 from nmr_engine.ledger.posting import (
     _rows,
     _shared,
@@ -17,7 +19,7 @@ from nmr_engine.ledger.posting import (
     file_digest,
     parameter_fingerprint,
 )
-from nmr_engine.ledger.store import json_encoder
+from nmr_engine.ledger.store import FORMAT_COLUMNS, FORMAT_RECORD, json_encoder
 from nmr_engine.parameters.model import ParameterVersion, Reference
 from nmr_engine.plugin.api import Explanation
 from nmr_engine.pseudonym import text_tokens
@@ -114,3 +116,43 @@ def test_json_encoders_write_what_json_dumps_writes():
     assert canonical_json(["E", 0, -5]) == '["E",0,-5]' and canonical_json("x") == '"x"'
     with pytest.raises(TypeError, match="not JSON serializable"):
         canonical_json({"d": dt.date(2013, 1, 1)})
+
+
+@pytest.mark.parametrize("entry_format", [FORMAT_COLUMNS, FORMAT_RECORD])
+def test_seal_fields_seals_as_seal_entries_each_entry_built_once(entry_format):
+    common = {"run_id": "20130115-abc", "business_date": dt.date(2013, 1, 15), "recorded_at": "2013-01-15T10:00:00"}
+    fields = [
+        {
+            "entry_id": f"E-{i}",
+            "contract_id": "C",
+            "module": "m",
+            "period_id": "C-2012",
+            "component": "forfait",
+            "payee_id": "C",
+            "instalment": "unique",
+            "kind": "balance",
+            "amount_cents": 100 * i,
+            "due_date": dt.date(2012, 12, 31),
+            "label": "Forfait é",
+            "input_fingerprint": "i",
+            "parameter_fingerprint": "p",
+            "plugin": "essai",
+            "plugin_version": "1",
+            "explanation": '{"s":"é"}',
+            "corrects": ("E-0",) if i else (),
+            **common,
+        }
+        for i in range(3)
+    ]
+    sealed = seal_fields(fields, 5, "f" * 64, entry_format)
+    expected = seal_entries([Entry(seq=0, **f) for f in fields], 5, "f" * 64, entry_format)
+    assert sealed == expected and [e.record for e in sealed] == [e.record for e in expected]
+    assert [e.seq for e in sealed] == [5, 6, 7] and sealed[0].prev_hash == "f" * 64
+    assert [e.prev_hash for e in sealed[1:]] == [e.hash for e in sealed[:-1]]
+    assert bool(sealed[0].record) == (entry_format == FORMAT_RECORD)
+    if entry_format == FORMAT_RECORD:
+        fields_text, _, explanation = zlib.decompress(sealed[1].record).partition(b"\n")
+        assert explanation == '{"s":"é"}'.encode() and fields_text.startswith(
+            b'["C","m","forfait","C","unique","2012-12-31"'
+        )
+        assert fields_text.endswith(b',"essai","1",["E-0"]]')

@@ -30,7 +30,7 @@ from ..errors import PluginError
 from ..money import format_eur
 from ..plugin.api import Explanation
 from ..pseudonym import Pseudonymiser, Scrubber, identifiers_among, text_tokens
-from .hashchain import canonical_json, seal_entries, seal_run, sha256_text
+from .hashchain import canonical_json, seal_fields, seal_run, sha256_text
 from .model import INSTALMENT_LABELS, KEY_FIELDS, KIND_OF_INSTALMENT, Entry, Run
 from .store import LedgerStore, Progress
 
@@ -441,21 +441,8 @@ def commit(store: LedgerStore, proposal: Proposal, progress: Progress | None = N
         run_id = f"{proposal.run_date:%Y%m%d}-{sha256_text(canonical_json(ids))[:10]}"
         recorded_at = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
         last_seq, last_hash, run_seq, run_prev = session.head()
-        entries = seal_entries(
-            [
-                Entry(
-                    seq=0,
-                    run_id=run_id,
-                    business_date=proposal.run_date,
-                    recorded_at=recorded_at,
-                    **f,
-                )
-                for f in fields
-            ],
-            last_seq + 1,
-            last_hash,
-            session.store.entry_format,
-        )
+        common = {"run_id": run_id, "business_date": proposal.run_date, "recorded_at": recorded_at}
+        entries = seal_fields([{**f, **common} for f in fields], last_seq + 1, last_hash, session.store.entry_format)
         run = seal_run(
             Run(
                 seq=0,
