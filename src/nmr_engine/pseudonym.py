@@ -220,6 +220,7 @@ def identifiers_among(columns: Iterable[pd.Series], tokens: set[str]) -> set[str
     what ``CalculationResult.identifiers_among`` returns, without first finding the distinct
     values of millions of identifiers (text columns are filtered as read, in C and numpy)."""
     wanted = pa.array(list(tokens), type=pa.string())
+    sizes = pc.binary_length(wanted)
     picked: list[pa.Array] = []
     for column in columns:
         if isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow":
@@ -228,7 +229,14 @@ def identifiers_among(columns: Iterable[pd.Series], tokens: set[str]) -> set[str
                 values = values.combine_chunks()
         else:  # any other dtype: its distinct values as text, as the engine finds them
             values = pa.array(pd.Series(column.dropna().unique(), dtype=str), type=pa.string())
-        keep = np.asarray(pc.fill_null(pc.is_in(values, value_set=wanted), False)) | _not_simple(values)
+        # only the tokens as long as some value (a smaller set is probed faster)
+        low, high = pc.min_max(pc.binary_length(values)).values()
+        fitting = (
+            wanted.filter(pc.and_(pc.greater_equal(sizes, low), pc.less_equal(sizes, high)))
+            if low.is_valid
+            else wanted[:0]
+        )
+        keep = np.asarray(pc.fill_null(pc.is_in(values, value_set=fitting), False)) | _not_simple(values)
         picked.append(pc.unique(pc.drop_null(values.filter(pa.array(keep)))).cast(pa.string()))
     found = pc.unique(pa.concat_arrays(picked)) if picked else pa.array([], type=pa.string())
     return set(found.filter(pc.not_equal(pc.utf8_trim_whitespace(found), "")).to_pylist())

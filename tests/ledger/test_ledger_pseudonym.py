@@ -142,6 +142,10 @@ def test_identifiers_among_reads_sliced_and_chunked_text_columns():
     column = pd.Series(pd.arrays.ArrowStringArray(chunks))
     assert identifiers_among([column], {"x-1", "a"}) == {"x-1", "d;e"}  # "a b" is sliced off
     assert identifiers_among([pd.Series([], dtype="str")], {"a"}) == set()
+    assert identifiers_among([pd.Series([None, None], dtype="str")], {"a"}) == set()
+    # tokens probed: those as long as some value (2 to 6 bytes here; "é" is 2 bytes)
+    column = pd.Series(["P1", "PAT-22", "é"], dtype="str")
+    assert identifiers_among([column], {"PAT-22", "P1", "PAT-221", "x"}) == {"PAT-22", "P1", "é"}
 
 
 def test_not_simple_flags_values_with_a_byte_outside_ascii_word_characters_and_hyphens():
