@@ -14,6 +14,7 @@ from nmr_engine.ledger.model import Entry
 from nmr_engine.ledger.posting import (
     _rows,
     _shared,
+    contract_digest,
     explanation_json,
     explanation_parts,
     file_digest,
@@ -156,3 +157,16 @@ def test_seal_fields_seals_as_seal_entries_each_entry_built_once(entry_format):
             b'["C","m","forfait","C","unique","2012-12-31"'
         )
         assert fields_text.endswith(b',"essai","1",["E-0"]]')
+
+
+def test_contract_digest_reads_the_file_once_and_keeps_only_events_known_that_day(tmp_path):
+    plain = tmp_path / "c.yaml"
+    plain.write_text("id: C\n", encoding="utf-8")
+    sha = hashlib.sha256(b"id: C\n").hexdigest()
+    assert contract_digest(plain, None) == sha == contract_digest(plain, dt.date(2013, 1, 15))
+    assert contract_digest(plain, dt.date(2013, 1, 15), lambda path: "cached") == "cached"  # the cache's digest
+    dated = tmp_path / "d.yaml"
+    dated.write_text("id: C\nhistory:\n- {date: 2013-01-01, recorded_on: 2013-02-01}\n- {date: 2012-12-01}\n")
+    expected = hashlib.sha256(b'{"history":[{"date":"2012-12-01"}],"id":"C"}').hexdigest()
+    assert contract_digest(dated, dt.date(2013, 1, 15)) == expected
+    assert contract_digest(dated, None) == hashlib.sha256(dated.read_bytes()).hexdigest()

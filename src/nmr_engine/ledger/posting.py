@@ -119,9 +119,12 @@ def contract_digest(path: Path, known_on: dt.date | None, digest: Callable[[Path
     contract as known that day (its YAML without the history events recorded later, canonical
     JSON), so appending a later amendment to the file does not change what an earlier run
     computed with."""
-    text = Path(path).read_text(encoding="utf-8")
-    if known_on is None or "history:" not in text:  # nothing recorded later: the file as it is
+    if known_on is None:
         return digest(path)
+    content = Path(path).read_bytes()
+    text = content.decode("utf-8")
+    if "history:" not in text:  # nothing recorded later: the file as it is (read once when not cached)
+        return hashlib.sha256(content).hexdigest() if digest is file_digest else digest(path)
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     raw = yaml.load(text, Loader=loader)
     if isinstance(raw, dict) and isinstance(raw.get("history"), list):
