@@ -23,6 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .errors import ConfigurationError
 
@@ -186,3 +190,53 @@ def text_tokens(value: Any) -> set[str]:
         elif isinstance(item, (list, tuple)):
             stack.extend(item)
     return set(TOKEN.findall("\n".join(texts)))
+
+
+#: Bytes outside ASCII letters, digits, ``_`` and ``-`` (what ``^[\w-]+$`` accepts in RE2, ASCII ``\w``).
+_NOT_WORD_BYTE = np.ones(256, dtype=bool)
+for _c in b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-":
+    _NOT_WORD_BYTE[_c] = False
+
+
+def _not_simple(chunk: pa.Array, block: int = 1 << 24) -> np.ndarray:
+    """Per value of a (large) string ``chunk``: holds a byte :data:`_NOT_WORD_BYTE` flags, so is not
+    one ASCII token (found on the data buffer with numpy, ``block`` bytes at a time)."""
+    out = np.zeros(len(chunk), dtype=bool)
+    _, offsets_buffer, data_buffer = chunk.buffers()
+    if data_buffer is None or len(chunk) == 0:
+        return out
+    kind = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+    offsets = np.frombuffer(offsets_buffer, dtype=kind)[chunk.offset : chunk.offset + len(chunk) + 1]
+    data = np.frombuffer(data_buffer, dtype=np.uint8)
+    for start in range(int(offsets[0]), int(offsets[-1]), block):
+        bad = np.flatnonzero(_NOT_WORD_BYTE[data[start : min(start + block, int(offsets[-1]))]]) + start
+        out[np.searchsorted(offsets, bad, side="right") - 1] = True
+    return out
+
+
+def identifiers_among(columns: Iterable[pd.Series], tokens: set[str]) -> set[str]:
+    """The distinct non-blank values (as text) of the identifier ``columns`` that are among
+    ``tokens`` or are not one ASCII token (the scrubber's regular expression looks for those):
+    what ``CalculationResult.identifiers_among`` returns, without first finding the distinct
+    values of millions of identifiers (text columns are filtered as read, in C and numpy)."""
+    wanted = pa.array(list(tokens), type=pa.string())
+    sizes = pc.binary_length(wanted)
+    picked: list[pa.Array] = []
+    for column in columns:
+        if isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow":
+            values = pa.array(column.array)
+            if isinstance(values, pa.ChunkedArray):  # several chunks: one buffer to scan
+                values = values.combine_chunks()
+        else:  # any other dtype: its distinct values as text, as the engine finds them
+            values = pa.array(pd.Series(column.dropna().unique(), dtype=str), type=pa.string())
+        # only the tokens as long as some value (a smaller set is probed faster)
+        low, high = pc.min_max(pc.binary_length(values)).values()
+        fitting = (
+            wanted.filter(pc.and_(pc.greater_equal(sizes, low), pc.less_equal(sizes, high)))
+            if low.is_valid
+            else wanted[:0]
+        )
+        keep = np.asarray(pc.fill_null(pc.is_in(values, value_set=fitting), False)) | _not_simple(values)
+        picked.append(pc.unique(pc.drop_null(values.filter(pa.array(keep)))).cast(pa.string()))
+    found = pc.unique(pa.concat_arrays(picked)) if picked else pa.array([], type=pa.string())
+    return set(found.filter(pc.not_equal(pc.utf8_trim_whitespace(found), "")).to_pylist())

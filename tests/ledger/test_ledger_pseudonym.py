@@ -7,11 +7,12 @@ import hmac
 import stat
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from nmr_engine.engine import CalculationResult
 from nmr_engine.errors import ConfigurationError
-from nmr_engine.pseudonym import Pseudonymiser, load_key, text_tokens
+from nmr_engine.pseudonym import Pseudonymiser, _not_simple, identifiers_among, load_key, text_tokens
 
 
 def test_pseudonym_is_the_truncated_hmac_of_the_identifier():
@@ -112,3 +113,42 @@ def test_identifier_values_are_the_distinct_non_blank_texts_of_the_columns_found
     assert [v.tolist() for v in result.identifier_values] == [["P1", "P2", "P3"], ["C1"]]
     assert result.identifier_values is result.identifier_values  # found when first asked for, then kept
     assert result.identifiers == {"P1", "P2", "P3", "C1"}
+
+
+def test_identifiers_among_columns_keeps_tokens_found_and_values_that_are_not_one_token():
+    columns = (
+        pd.Series(["PAT-1", "PAT-2", "PAT-1", None, "  ", "", "Jean Dupont", "é1", "P\n"], dtype="str"),
+        pd.Series([7, 8, None]),  # not text: its distinct values as text ("7.0", "8.0")
+        pd.Series(["C1", "C 2", None], dtype="category"),
+    )
+    assert identifiers_among(columns, {"PAT-2", "8.0", "C1", "PAT-9"}) == {
+        "PAT-2",
+        "8.0",
+        "C1",
+        "Jean Dupont",
+        "é1",
+        "P\n",
+        "C 2",
+        "7.0",  # "." is not a token character
+    }
+    assert identifiers_among(columns[:1], set()) == {"Jean Dupont", "é1", "P\n"}
+    result = CalculationResult(pd.DataFrame(), (), {}, pd.DataFrame(), identifier_columns=columns)
+    assert identifiers_among(columns, {"PAT-2", "C1"}) == result.identifiers_among({"PAT-2", "C1"})
+
+
+def test_identifiers_among_reads_sliced_and_chunked_text_columns():
+    text = pa.large_string()
+    chunks = pa.chunked_array([pa.array(["a b", "ok", "x-1"], type=text).slice(1), pa.array(["d;e"], type=text)])
+    column = pd.Series(pd.arrays.ArrowStringArray(chunks))
+    assert identifiers_among([column], {"x-1", "a"}) == {"x-1", "d;e"}  # "a b" is sliced off
+    assert identifiers_among([pd.Series([], dtype="str")], {"a"}) == set()
+    assert identifiers_among([pd.Series([None, None], dtype="str")], {"a"}) == set()
+    # tokens probed: those as long as some value (2 to 6 bytes here; "é" is 2 bytes)
+    column = pd.Series(["P1", "PAT-22", "é"], dtype="str")
+    assert identifiers_among([column], {"PAT-22", "P1", "PAT-221", "x"}) == {"PAT-22", "P1", "é"}
+
+
+def test_not_simple_flags_values_with_a_byte_outside_ascii_word_characters_and_hyphens():
+    values = pa.array(["AZ_az-09", "a.b", "", "é", "x y", None, "ok"]).slice(0)
+    assert _not_simple(values).tolist() == [False, True, False, True, True, False, False]
+    assert _not_simple(values.slice(3, 3), block=1).tolist() == [True, True, False]

@@ -82,10 +82,15 @@ from .store import (
     FORMAT_COLUMNS,
     FORMAT_RECORD,
     RECORD_ENTRY_COLUMNS,
+    RECORD_FIELDS,
     RUN_COLUMNS,
+    as_recorded,
     entry_to_record_row,
     entry_to_row,
+    json_encoder,
     pack_records,
+    pack_texts,
+    record_text,
     record_values,
     run_to_row,
     unpack_record,
@@ -153,9 +158,12 @@ _RECORD_HEAD = "[%s,%s,%s,%s,%s,%s,%s]\n"
 _str, _int = json.encoder.encode_basestring, int.__repr__
 
 
+_canonical = json_encoder(sort_keys=True)
+
+
 def canonical_json(value: Any) -> str:
     """Stable JSON: sorted keys, no spaces, UTF-8 kept (fingerprints, explanations, bundles)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _canonical(value)
 
 
 def sha256_text(text: str) -> str:
@@ -217,6 +225,23 @@ def seal_entries(
         entry = attrs.evolve(entry, hash=entry_hash(entry))
         prev_hash = entry.hash
         out.append(entry)
+    return out
+
+
+def seal_fields(
+    fields: Sequence[dict[str, Any]], first_seq: int, prev_hash: str, entry_format: int = FORMAT_RECORD
+) -> list[Entry]:
+    """``seal_entries([Entry(seq=0, **f) for f in fields], ...)``, each entry built once (format 2:
+    the records from the fields, then the sealed entries)."""
+    if entry_format != FORMAT_RECORD:
+        return seal_entries([Entry(seq=0, **f) for f in fields], first_seq, prev_hash, entry_format)
+    texts = [record_text(as_recorded([f[c] for c in RECORD_FIELDS]), f["explanation"]) for f in fields]
+    out = []
+    for seq, f, record in zip(itertools.count(first_seq), fields, pack_texts(texts)):
+        head = [seq, f["entry_id"], f["run_id"], f["period_id"], f["kind"], f["amount_cents"], prev_hash]
+        digest = _sha256(entry_hash_input(head, record)).hexdigest()  # = entry_hash
+        out.append(Entry(**f, seq=seq, prev_hash=prev_hash, hash=digest, record=record))
+        prev_hash = digest
     return out
 
 

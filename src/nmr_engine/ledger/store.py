@@ -162,22 +162,43 @@ def entry_to_row(entry: Entry) -> tuple:
     return tuple(p[c] for c in ENTRY_COLUMNS)
 
 
-def _compact(values: list[Any]) -> str:
-    return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
+def json_encoder(sort_keys: bool) -> Callable[[Any], str]:
+    """``json.dumps(value, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False)`` with
+    json's C encoder built once, not per call (same text; ≈ 5× faster for a small value)."""
+    make = json.encoder.c_make_encoder
+    if make is None:  # pragma: no cover - CPython always has the C encoder
+        return lambda value: json.dumps(value, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False)
+    # no circular check (markers None): a cycle, which no ledger value holds, recurses until RecursionError
+    default, text = json.JSONEncoder().default, json.encoder.c_encode_basestring
+    encode = make(None, default, text, None, ":", ",", sort_keys, False, True)
+    return lambda value: "".join(encode(value, 0))
+
+
+_compact = json_encoder(sort_keys=False)
 
 
 def record_values(entry: Entry) -> list[Any]:
     """The values of :data:`RECORD_FIELDS` as a record holds them (dates as ISO text, ``corrects``
     as a list)."""
-    values = [getattr(entry, c) for c in RECORD_FIELDS]
+    return as_recorded([getattr(entry, c) for c in RECORD_FIELDS])
+
+
+def as_recorded(values: list[Any]) -> list[Any]:
+    """``values`` of :data:`RECORD_FIELDS` (an entry's) as a record holds them (see :func:`record_values`)."""
     for i in _RECORD_DATES:
         values[i] = values[i].isoformat()
     values[_RECORD_CORRECTS] = list(values[_RECORD_CORRECTS])
     return values
 
 
+def record_text(values: list[Any], explanation: str) -> bytes:
+    """A record before compression: the compact JSON array of ``values`` (:func:`record_values`),
+    a line feed and the explanation, UTF-8."""
+    return _compact(values).encode() + b"\n" + explanation.encode()
+
+
 def _record_text(entry: Entry) -> bytes:
-    return _compact(record_values(entry)).encode() + b"\n" + entry.explanation.encode()
+    return record_text(record_values(entry), entry.explanation)
 
 
 def pack_record(entry: Entry) -> bytes:
@@ -187,9 +208,13 @@ def pack_record(entry: Entry) -> bytes:
 
 
 def pack_records(entries: Sequence[Entry]) -> list[bytes]:
-    """:func:`pack_record` of each entry; zlib (most of the time, and it releases the GIL) runs
+    """:func:`pack_record` of each entry (see :func:`pack_texts`)."""
+    return pack_texts([_record_text(e) for e in entries])
+
+
+def pack_texts(texts: Sequence[bytes]) -> list[bytes]:
+    """Each :func:`record_text` compressed; zlib (most of the time, and it releases the GIL) runs
     in two threads for a large posting."""
-    texts = [_record_text(e) for e in entries]
     if len(texts) < 512:
         return [zlib.compress(t, RECORD_LEVEL) for t in texts]
 
