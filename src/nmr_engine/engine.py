@@ -31,7 +31,7 @@ from .parameters import ParameterStore, load_parameter_dir
 from .periods import DateRange, anchored_periods
 from .plugin.api import INSTALMENTS, LINE_COLUMNS, CalculationContext, Explanation, empty_lines
 from .plugin.manager import PluginRegistry
-from .pseudonym import text_tokens
+from .pseudonym import identifiers_among, text_tokens
 
 
 @attrs.frozen
@@ -73,16 +73,9 @@ class CalculationResult:
         return self.identifiers_among(text_tokens(list(texts)))
 
     def identifiers_among(self, tokens: set[str]) -> set[str]:
-        """As :meth:`identifiers_in`, given the texts' tokens (e.g. :func:`~nmr_engine.pseudonym.text_tokens`)."""
-        found: set[str] = set()
-        wanted = pa.array(sorted(tokens), type=pa.string())
-        for values in self.identifier_values:
-            texts = pa.array(values, type=pa.string())
-            hits = pc.is_in(texts, value_set=wanted)
-            others = pc.invert(pc.match_substring_regex(texts, r"^[\w-]+$"))  # ASCII \w: a superset
-            keep = pc.fill_null(pc.or_(hits, others), False)
-            found.update(values[np.asarray(keep)].tolist())
-        return found
+        """As :meth:`identifiers_in`, given the texts' tokens (e.g. :func:`~nmr_engine.pseudonym.text_tokens`);
+        see :func:`~nmr_engine.pseudonym.identifiers_among`, which posting uses."""
+        return identifiers_among(self.identifier_columns, tokens)
 
 
 def load_parameters(registry: PluginRegistry, cache: ReadCache | None = None) -> ParameterStore:

@@ -133,7 +133,8 @@ def test_identifiers_among_columns_keeps_tokens_found_and_values_that_are_not_on
     }
     assert identifiers_among(columns[:1], set()) == {"Jean Dupont", "é1", "P\n"}
     result = CalculationResult(pd.DataFrame(), (), {}, pd.DataFrame(), identifier_columns=columns)
-    assert identifiers_among(columns, {"PAT-2", "C1"}) == result.identifiers_among({"PAT-2", "C1"})
+    # the run's own method: the tokens found, and every value that is not one token
+    assert result.identifiers_among({"PAT-2", "C1"}) == {"PAT-2", "Jean Dupont", "é1", "P\n", "7.0", "8.0", "C1", "C 2"}
 
 
 def test_identifiers_among_reads_sliced_and_chunked_text_columns():
