@@ -135,6 +135,7 @@ class Workspace:
         self.known_on = known_on
         self.cache = cache
         self.store = store
+        self._periods: dict[tuple, tuple[pd.DataFrame, pd.DataFrame]] = {}
         self.parameters = load_parameters(self.registry, cache)
         self.contracts: list[Contract] = load_contracts(
             self.contracts_dir, self.registry.modules().keys(), self.parameters, known_on
@@ -159,7 +160,7 @@ class Workspace:
         prepared = []
         problems = []
         selections = []
-        frames_of = modules_periods_frames(self.contracts, wanted, periods)
+        frames_of = self._periods_frames(wanted, periods)
         specs = {code: self.registry.modules()[code].spec for code in wanted}
         to_read = [code for code in wanted if not frames_of[code][0].empty]
         notes_of: dict[str, list[str]] = {code: [] for code in to_read}
@@ -199,6 +200,17 @@ class Workspace:
             periods=pd.concat(selections, ignore_index=True) if selections else pd.DataFrame(),
             identifier_columns=_identifier_columns(context for _, context in prepared),
         )
+
+    def _periods_frames(self, modules: list[str], periods: list[str] | None) -> dict:
+        """:func:`~nmr_engine.model.modules_periods_frames`, kept for the next calculations of this
+        workspace (a post after a preview, a module alone after all of them): its contracts do not
+        change. Each calculation gets its own shallow copies (copy-on-write)."""
+        known = (id(self.contracts), len(self.contracts), tuple(periods) if periods is not None else None)
+        missing = [m for m in modules if (m, known) not in self._periods]
+        if missing:
+            for module, pair in modules_periods_frames(self.contracts, missing, periods).items():
+                self._periods[(module, known)] = pair
+        return {m: tuple(f.copy(deep=False) for f in self._periods[(m, known)]) for m in modules}
 
     def _read_tables(self, code, specs, known, history, cut, notes) -> dict[str, pd.DataFrame]:
         """:func:`read_module_tables`, through the shared cache's module tables when there is one
