@@ -67,8 +67,16 @@ def deal(weights: Sequence[int], groups: int) -> list[list[int]]:
 _SHARED: dict[str, Any] = {}
 
 
-def _child(position: int) -> Any:
-    return _SHARED["work"](_SHARED["items"][position])
+def _child(positions: Sequence[int]) -> list[tuple[bool, Any]]:
+    """In a child: ``(True, result)`` for each item of its group, ``(False, None)`` where one
+    raised (the parent computes that one again, and raises there)."""
+    out: list[tuple[bool, Any]] = []
+    for position in positions:
+        try:
+            out.append((True, _SHARED["work"](_SHARED["items"][position])))
+        except Exception:
+            out.append((False, None))
+    return out
 
 
 def in_processes(work: Callable[[Any], Any], items: Sequence[Any], weights: Sequence[int], workers: int) -> list:
@@ -84,18 +92,20 @@ def in_processes(work: Callable[[Any], Any], items: Sequence[Any], weights: Sequ
     failed: set[int] = set()
     try:
         with ProcessPoolExecutor(len(groups) - 1, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = {i: pool.submit(_child, i) for group in groups[1:] for i in group}
+            futures = [(group, pool.submit(_child, group)) for group in groups[1:]]  # one round trip each
             for i in groups[0]:
                 try:
                     outcomes[i] = work(items[i])
                 except Exception as exc:  # raised below, in item order
                     outcomes[i] = exc
                     failed.add(i)
-            for i, future in futures.items():
+            for group, future in futures:
                 try:
-                    outcomes[i] = future.result()
-                except Exception:  # whatever happened there, this process computes it again
-                    outcomes[i] = _AGAIN
+                    done = future.result()
+                except Exception:  # whatever happened there, this process computes them again
+                    done = [(False, None)] * len(group)
+                for i, (ok, value) in zip(group, done, strict=True):
+                    outcomes[i] = value if ok else _AGAIN
     finally:
         _SHARED.clear()
     results = []
