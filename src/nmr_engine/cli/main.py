@@ -91,10 +91,13 @@ def cli() -> None:
 @known_on_option
 @click.option("--json", "as_json", is_flag=True, help="Sortie JSON pour les scripts.")
 @click.option("--explain", is_flag=True, help="Afficher l'explication de chaque ligne.")
+@click.option("--detail", is_flag=True, help="Tous les tableaux, même au-delà de 200 (sinon un résumé par module).")
 @plugin_option
-def calculate(contracts_dir, data_dir, periods, modules, run_date, known_on, as_json, explain, plugin_paths) -> None:
+def calculate(
+    contracts_dir, data_dir, periods, modules, run_date, known_on, as_json, explain, detail, plugin_paths
+) -> None:
     """Calculer les montants dus (aperçu : rien n'est enregistré)."""
-    from ..reports.lines import dumps, print_tables
+    from ..reports.lines import MOST_TABLES, dumps, print_tables
 
     workspace = Workspace(
         contracts_dir, data_dir, _registry(plugin_paths), run_date, known_on, store=TableStore.for_data(data_dir)
@@ -104,7 +107,7 @@ def calculate(contracts_dir, data_dir, periods, modules, run_date, known_on, as_
         click.echo(dumps(result))
     else:
         names = {c.id: c.structure.name for c in workspace.contracts}
-        print_tables(result, console, explain=explain, contracts=names)
+        print_tables(result, console, explain=explain, contracts=names, most=None if detail else MOST_TABLES)
 
 
 @cli.command()

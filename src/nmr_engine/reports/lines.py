@@ -50,12 +50,25 @@ def dumps(result) -> str:
     )
 
 
-def print_tables(result, console: Console, explain: bool = False, contracts: dict | None = None) -> None:
-    """One table per contract and module, with the period's lines and totals."""
+#: Above this many (contract, module, period) tables, ``nmr calculate`` prints a summary per
+#: module instead (a national run has ≈ 8,000: drawing them took more than a minute).
+MOST_TABLES = 200
+
+
+def print_tables(
+    result, console: Console, explain: bool = False, contracts: dict | None = None, most: int | None = MOST_TABLES
+) -> None:
+    """One table per contract and module, with the period's lines and totals; above ``most``
+    tables (None: no limit), one summary table per module and where to find the detail."""
     lines = result.lines
     if lines.empty:
         console.print("Aucune ligne de paiement pour les périodes demandées.")
-    for (contract_id, module, period_id), group in lines.groupby(["contract_id", "module", "period_id"], sort=True):
+    keys = ["contract_id", "module", "period_id"]
+    if most is not None and not explain and len(lines.drop_duplicates(keys)) > most:
+        _print_summary(lines, console, most)
+        _print_totals(result, console)
+        return
+    for (contract_id, module, period_id), group in lines.groupby(keys, sort=True):
         name = contracts.get(contract_id, "") if contracts else ""
         start, end = period_id.split("/")
         table = Table(
@@ -85,6 +98,34 @@ def print_tables(result, console: Console, explain: bool = False, contracts: dic
             "[bold]Total de la période[/bold]", "", "", "", f"[bold]{format_eur(group['amount_cents'].sum())}[/bold]"
         )
         console.print(table)
+    _print_totals(result, console)
+
+
+def _print_summary(lines: pd.DataFrame, console: Console, most: int) -> None:
+    table = Table(title="Résumé par module", title_justify="left")
+    for col, justify in (("Module", "left"), ("Contrats", "right"), ("Périodes", "right"), ("Lignes", "right")):
+        table.add_column(col, justify=justify)
+    table.add_column("Montant", justify="right")
+    for module, group in lines.groupby("module", sort=True):
+        table.add_row(
+            str(module),
+            _count(group["contract_id"].nunique()),
+            _count(len(group.drop_duplicates(["contract_id", "period_id"]))),
+            _count(len(group)),
+            format_eur(int(group["amount_cents"].sum())),
+        )
+    console.print(table)
+    console.print(
+        f"{_count(len(lines))} lignes, plus de {most} tableaux contrat × module × période : le détail avec "
+        "--detail, --json, ou « nmr explain --contract C --period P --module M »."
+    )
+
+
+def _count(n: int) -> str:
+    return f"{n:,}".replace(",", " ")
+
+
+def _print_totals(result, console: Console) -> None:
     console.print(f"[bold]Total général : {format_eur(result.total_cents)}[/bold]")
     for w in result.warnings:
         console.print(f"[yellow]Avertissement : {w}[/yellow]")
