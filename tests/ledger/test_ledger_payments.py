@@ -16,6 +16,7 @@ from ledger_support import DEBTOR_IBAN, ESSAI_PLUGIN, IBAN_A, IBAN_C, PATIENTS, 
 from nmr_engine.cli.main import cli
 from nmr_engine.contracts import load_contracts
 from nmr_engine.ledger import open_store, post
+from nmr_engine.money import format_eur
 from nmr_engine.payments import (
     Debtor,
     export_csv,
@@ -213,3 +214,25 @@ def test_sepa_export_needs_the_payer_account(missing, sqlite_url, example, pseud
          "--contracts", str(example / "contracts"), "--debtor-name", "CPAM"],
     )  # fmt: skip
     assert result.exit_code == 2 and missing in result.output
+
+
+def test_cli_post_summarises_a_big_run_per_module(ledger_url, example, monkeypatch):
+    from nmr_engine.cli import ledger as ledger_cli
+
+    monkeypatch.setattr(ledger_cli, "MOST_ENTRIES", 3)  # the run below posts 7 entries
+    common = ["--contracts", str(example / "contracts"), "--data", str(example / "data"), "--ledger", ledger_url]
+    args = ["post", "--period", "2012", "--run-date", "2013-01-15", *common, "--plugin", str(ESSAI_PLUGIN)]
+    out = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert out.exit_code == 0 and "7 écriture(s) enregistrée(s)" in out.output
+    assert "résumé" in out.output and "Le détail des 7 écritures : nmr ledger show --run " in out.output
+    with open_store(ledger_url) as store:
+        entries = store.entries()
+    rows = [r for r in out.output.splitlines() if r.startswith("│ ")]
+    by_module = {}
+    for e in entries:
+        n, cents = by_module.get(e.module, (0, 0))
+        by_module[e.module] = (n + 1, cents + e.amount_cents)
+    assert len(rows) == len(by_module) >= 1
+    for row in rows:
+        module, n, regularisations, amount = (c.strip() for c in row.strip("│").split("│"))
+        assert (int(n), regularisations, amount) == (by_module[module][0], "0", format_eur(by_module[module][1]))

@@ -130,12 +130,16 @@ def post(contracts_dir, data_dir, ledger_url, periods, modules, run_date, known_
             highlight=False,
         )
         return
-    table = Table(title=f"Passage {result.run.run_id} du {result.run.business_date:%d/%m/%Y}")
-    for col in ("Contrat", "Module", "Période", "Composante", "Nature", "Montant"):
-        table.add_column(col, justify="right" if col == "Montant" else "left")
-    for e in result.entries:
-        table.add_row(e.contract_id, e.module, e.period_id, e.label, e.nature, format_eur(e.amount_cents))
-    console.print(table)
+    title = f"Passage {result.run.run_id} du {result.run.business_date:%d/%m/%Y}"
+    if len(result.entries) > MOST_ENTRIES:
+        _print_run_summary(result, title)
+    else:
+        table = Table(title=title)
+        for col in ("Contrat", "Module", "Période", "Composante", "Nature", "Montant"):
+            table.add_column(col, justify="right" if col == "Montant" else "left")
+        for e in result.entries:
+            table.add_row(e.contract_id, e.module, e.period_id, e.label, e.nature, format_eur(e.amount_cents))
+        console.print(table)
     console.print(
         f"{len(result.entries)} écriture(s) enregistrée(s) dans {where} : "
         f"{len(result.entries) - result.count('regularisation')} premier(s) versement(s) "
@@ -143,6 +147,31 @@ def post(contracts_dir, data_dir, ledger_url, periods, modules, run_date, known_
         f"total {format_eur(result.total_cents)}"
         + (f" ; {later} échéance(s) à venir non comptabilisée(s)" if later else "")
         + ".",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+#: Above this many entries, ``nmr post`` prints a summary per module (a national run posts
+#: ≈ 26,000: drawing them took half a minute); ``nmr ledger show --run`` lists them all.
+MOST_ENTRIES = 200
+
+
+def _print_run_summary(result, title: str) -> None:
+    table = Table(title=f"{title} — résumé par module")
+    for col in ("Module", "Écritures", "Régularisations", "Montant"):
+        table.add_column(col, justify="left" if col == "Module" else "right")
+    by_module: dict[str, list[int]] = {}
+    for e in result.entries:
+        counts = by_module.setdefault(e.module, [0, 0, 0])
+        counts[0] += 1
+        counts[1] += e.kind == "regularisation"
+        counts[2] += e.amount_cents
+    for module, (n, regularisations, cents) in sorted(by_module.items()):
+        table.add_row(module, str(n), str(regularisations), format_eur(cents))
+    console.print(table)
+    console.print(
+        f"Le détail des {len(result.entries)} écritures : nmr ledger show --run {result.run.run_id}",
         soft_wrap=True,
         highlight=False,
     )
