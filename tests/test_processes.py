@@ -148,3 +148,18 @@ def test_contract_files_read_in_processes_give_the_contracts_and_problems_of_one
     assert problems == one_process_error.value.problems
     assert [(Path(p.file).name, p.line) for p in problems] == [("c2.yaml", 3), ("c4.yaml", 1)]
     assert "YAML invalide" in problems[0].message and "déjà utilisé" in problems[1].message
+
+
+def _nested(item):
+    if item == "b":  # a piece of work that shares its own work out in turn
+        inner = in_processes(_where, ["x", "y"], [1, 1], 2)
+        return "+".join(i for i, _ in inner), os.getpid()
+    return item, os.getpid()
+
+
+def test_work_that_calls_in_processes_itself_keeps_the_outer_work():
+    # weights: a alone here; b and c together in a child, where b shares out x and y first
+    results = in_processes(_nested, ["a", "b", "c"], [2, 1, 1], 2)
+    assert [r for r, _ in results] == ["a", "x+y", "c"]
+    pids = [pid for _, pid in results]
+    assert pids[0] == os.getpid() and pids[1] == pids[2] != os.getpid()  # c still found in the child

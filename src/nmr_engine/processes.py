@@ -87,6 +87,7 @@ def in_processes(work: Callable[[Any], Any], items: Sequence[Any], weights: Sequ
     groups = deal(weights, workers) if workers >= 2 else []
     if len(groups) < 2:
         return [work(item) for item in items]
+    outer = dict(_SHARED)  # a call made by a piece of work (in this process or a child) comes back to it
     _SHARED.update(work=work, items=items)
     outcomes: dict[int, Any] = {}
     failed: set[int] = set()
@@ -108,6 +109,7 @@ def in_processes(work: Callable[[Any], Any], items: Sequence[Any], weights: Sequ
                     outcomes[i] = value if ok else _AGAIN
     finally:
         _SHARED.clear()
+        _SHARED.update(outer)
     results = []
     for i, item in enumerate(items):
         if outcomes[i] is _AGAIN:
