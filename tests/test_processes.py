@@ -81,7 +81,7 @@ def test_the_first_failing_item_in_order_raises_wherever_it_ran():
 def forked(monkeypatch):
     """The bundled example's modules computed in two processes (it is far below the threshold)."""
     monkeypatch.setattr(engine, "PROCESS_ROWS", 0)
-    monkeypatch.setenv(engine.CALC_WORKERS_ENV, "2")
+    monkeypatch.setenv(processes.CALC_WORKERS_ENV, "2")
 
 
 def test_a_calculation_in_processes_gives_the_lines_and_warnings_of_one_process(forked, monkeypatch):
@@ -94,7 +94,7 @@ def test_a_calculation_in_processes_gives_the_lines_and_warnings_of_one_process(
 
     monkeypatch.setattr(Workspace, "_run_plugin", noting)
     shared = Workspace(ROOT / "contracts", ROOT / "data", registry).calculate(["2012", "2013"])
-    monkeypatch.setenv(engine.CALC_WORKERS_ENV, "1")
+    monkeypatch.setenv(processes.CALC_WORKERS_ENV, "1")
     alone = Workspace(ROOT / "contracts", ROOT / "data", registry).calculate(["2012", "2013"])
     assert shared.total_cents == alone.total_cents == 49_913_602
     pd.testing.assert_frame_equal(
@@ -134,14 +134,14 @@ def test_contract_files_read_in_processes_give_the_contracts_and_problems_of_one
     for cid in ("C1", "C2", "C3", "C4"):
         write_contract(folder, cid)
     monkeypatch.setattr(loader, "PROCESS_FILES", 0)
-    monkeypatch.setenv(engine.CALC_WORKERS_ENV, "2")
+    monkeypatch.setenv(processes.CALC_WORKERS_ENV, "2")
     shared = loader.load_contracts(folder, ["etp"])
     assert [c.id for c in shared] == ["C1", "C2", "C3", "C4"]
     (folder / "c2.yaml").write_text("id: C2\nstructure: [\n", encoding="utf-8")  # bad YAML
     (folder / "c4.yaml").write_text((folder / "c4.yaml").read_text(encoding="utf-8").replace("id: C4", "id: C1"))
     with pytest.raises(InputError) as in_processes_error:
         loader.load_contracts(folder, ["etp"])
-    monkeypatch.setenv(engine.CALC_WORKERS_ENV, "1")
+    monkeypatch.setenv(processes.CALC_WORKERS_ENV, "1")
     with pytest.raises(InputError) as one_process_error:
         loader.load_contracts(folder, ["etp"])
     problems = in_processes_error.value.problems

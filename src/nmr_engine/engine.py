@@ -101,7 +101,6 @@ def load_parameters(registry: PluginRegistry, cache: ReadCache | None = None) ->
     return store
 
 
-CALC_WORKERS_ENV = processes.CALC_WORKERS_ENV
 #: Below this many input rows, the modules are computed in one process (forking would cost more).
 PROCESS_ROWS = 1_000_000
 
@@ -258,7 +257,7 @@ class Workspace:
         ``NMR_CALC_WORKERS`` (see :mod:`~nmr_engine.processes`): each child sends back its lines
         and the stale-parameter warnings its lookups raised."""
         rows = [sum(len(t) for t in context.tables.values()) for _, context in runs]
-        workers = processes.worker_count(CALC_WORKERS_ENV, sum(rows), PROCESS_ROWS) if len(runs) > 1 else 1
+        workers = processes.worker_count(processes.CALC_WORKERS_ENV, sum(rows), PROCESS_ROWS) if len(runs) > 1 else 1
 
         def run(item: tuple[str, CalculationContext]) -> tuple[pd.DataFrame, set[str]]:
             return self._run_plugin(*item), set(self.parameters.stale_warnings)
