@@ -163,3 +163,68 @@ def test_work_that_calls_in_processes_itself_keeps_the_outer_work():
     assert [r for r, _ in results] == ["a", "x+y", "c"]
     pids = [pid for _, pid in results]
     assert pids[0] == os.getpid() and pids[1] == pids[2] != os.getpid()  # c still found in the child
+
+
+def test_each_module_is_checked_in_the_process_that_computes_it(forked, monkeypatch):
+    check, compute = PluginRegistry.validate_inputs, Workspace._run_plugin
+
+    def checking(self, code, tables, context):  # noted as a warning: it comes back from a child
+        context.parameters.stale_warnings.add(f"{code} vérifié dans {os.getpid()}")
+        return check(self, code, tables, context)
+
+    def computing(self, code, context):
+        self.parameters.stale_warnings.add(f"{code} calculé dans {os.getpid()}")
+        return compute(self, code, context)
+
+    monkeypatch.setattr(PluginRegistry, "validate_inputs", checking)
+    monkeypatch.setattr(Workspace, "_run_plugin", computing)
+    result = Workspace(ROOT / "contracts", ROOT / "data", PluginRegistry()).calculate(["2012", "2013"])
+    assert result.total_cents == 49_913_602
+
+    def where(word: str) -> dict[str, str]:
+        return dict(w.split(f" {word} dans ") for w in result.warnings if f" {word} dans " in w)
+
+    assert where("vérifié") == where("calculé")
+    assert sorted(where("vérifié")) == ["asalee", "coordination", "etp"]
+    assert len(set(where("vérifié").values())) == 2 and str(os.getpid()) in where("vérifié").values()
+
+
+def test_problems_of_every_module_come_before_a_calculation_error_as_in_one_process(forked, monkeypatch):
+    from nmr_engine.errors import Problem
+
+    def failing(self, code, context):
+        raise PluginError("nmr-etp", "ZeroDivisionError: division by zero", None, code) from ZeroDivisionError()
+
+    bad = Problem("data/coordination/patients.csv", "valeur attendue", 3, "patient_id")
+    original = PluginRegistry.validate_inputs
+
+    def finding(self, code, tables, context):
+        return [*original(self, code, tables, context), *([bad] if code == "coordination" else [])]
+
+    monkeypatch.setattr(Workspace, "_run_plugin", failing)
+    monkeypatch.setattr(PluginRegistry, "validate_inputs", finding)
+    for workers in ("2", "1"):
+        monkeypatch.setenv(processes.CALC_WORKERS_ENV, workers)
+        with pytest.raises(InputError) as raised:
+            Workspace(ROOT / "contracts", ROOT / "data", PluginRegistry()).calculate(["2012", "2013"])
+        assert raised.value.problems == [bad]
+
+    monkeypatch.setattr(PluginRegistry, "validate_inputs", original)  # no problem: the first failing module raises
+    with pytest.raises(PluginError) as raised:
+        Workspace(ROOT / "contracts", ROOT / "data", PluginRegistry()).calculate(["2012", "2013"])
+    assert "ZeroDivisionError" in str(raised.value) and isinstance(raised.value.__cause__, ZeroDivisionError)
+
+
+def test_no_module_is_computed_when_a_table_could_not_be_read(forked, monkeypatch, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(ROOT / "data", data)
+    sessions = data / "etp" / "sessions.csv"
+    sessions.write_text(sessions.read_text(encoding="utf-8") + "X;P1;PAT;pas-une-date;seance\n", encoding="utf-8")
+    computed: list[str] = []
+    monkeypatch.setattr(Workspace, "_run_plugin", lambda self, code, context: computed.append(code))
+    with pytest.raises(InputError) as raised:
+        Workspace(ROOT / "contracts", data, PluginRegistry()).calculate(["2012", "2013"])
+    assert any(p.field == "session_date" for p in raised.value.problems)
+    assert computed == []

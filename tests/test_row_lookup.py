@@ -201,3 +201,62 @@ def test_in_computed_periods_mask_keeps_what_in_computed_periods_keeps(categoric
     mask = helpers.in_computed_periods_mask(context, rows)
     assert mask.tolist() == [True, False, True, False, False, False]
     assert rows[mask].reset_index(drop=True).equals(helpers.in_computed_periods(context, rows))
+
+
+def _count_word_reads(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    real = helpers._key_words
+
+    def counted(table, columns, rows, keys, copy=True):
+        calls.append(len(columns))
+        return real(table, columns, rows, keys, copy)
+
+    monkeypatch.setattr(helpers, "_key_words", counted)
+    return calls
+
+
+def test_an_answer_is_given_again_while_the_arrow_texts_are_the_same(monkeypatch):
+    cols = ["contract_id", "patient_id"]
+    table, rows = _tables(wanted=("PAT-0002", "PAT-0001", "PAT-0001", "PAT-0003", "PAT-0002"))
+    first = row_positions(table, cols, rows, cols)
+    assert first.tolist() == [1, 0, 3, 2, 1]
+    calls = _count_word_reads(monkeypatch)
+    assert row_positions(table, cols, rows, cols).tolist() == first.tolist()
+    # only the categorical column is read again (its codes can be set in place), not the texts
+    assert calls == [1]
+
+    # a row not found (-1) fails that check: the answer is looked up anew
+    table, rows = _tables()
+    first = row_positions(table, cols, rows, cols)
+    assert first.tolist() == [1, 0, 3, -1, -1]
+    calls.clear()
+    assert row_positions(table, cols, rows, cols).tolist() == first.tolist()
+    assert calls == [1, 2]
+
+    # every key column an Arrow text: the same arrays, the same answer, nothing read
+    t2 = pd.DataFrame({"patient_id": _text(PATIENTS[:3])})
+    r2 = pd.DataFrame({"patient_id": _text(["PAT-0002", "PAT-0404", "PAT-0001"])})
+    first = row_positions(t2, ["patient_id"], r2, ["patient_id"])
+    calls.clear()
+    assert row_positions(t2, ["patient_id"], r2, ["patient_id"]).tolist() == first.tolist() == [1, -1, 0]
+    assert calls == []
+
+
+def test_a_text_set_in_place_is_looked_up_anew():
+    table = pd.DataFrame({"patient_id": _text([*PATIENTS[:3], "PAT-0004"])})
+    rows = pd.DataFrame({"patient_id": _text(["PAT-0003", "PAT-0004"])})
+    assert row_positions(table, ["patient_id"], rows, ["patient_id"]).tolist() == [2, 3]
+    table.loc[3, "patient_id"] = "PAT-0005"  # the same frame, a value changed
+    rows.loc[0, "patient_id"] = "PAT-0001"
+    assert row_positions(table, ["patient_id"], rows, ["patient_id"]).tolist() == [0, -1]
+    assert row_positions(table, ["patient_id"], rows, ["patient_id"]).tolist() == [0, -1]
+
+
+def test_a_category_code_set_in_place_is_looked_up_anew():
+    table, rows = _tables(wanted=("PAT-0002", "PAT-0001", "PAT-0001", "PAT-0003", "PAT-0009"))
+    rows.loc[4, "contract_id"] = "C2"
+    cols = ["contract_id", "patient_id"]
+    assert row_positions(table, cols, rows, cols).tolist() == [1, 0, 3, 2, 4]
+    assert row_positions(table, cols, rows, cols).tolist() == [1, 0, 3, 2, 4]  # given again
+    rows.loc[4, "contract_id"] = "C1"  # in place: PAT-0009 is in C2 only
+    assert row_positions(table, cols, rows, cols).tolist() == [1, 0, 3, 2, -1]

@@ -182,3 +182,20 @@ def test_a_table_arrow_would_not_give_back_the_same_is_not_kept(tmp_path, settle
     assert store.writes == 0 and _kept(store) == []
     fine = pd.DataFrame({"note": pd.Series(["a", "b", "c"], dtype="str"), "_line": [2, 3, 4]})
     assert store.put(path, SPEC, fine, snapshots.file_identity(path), os.stat(path).st_ctime_ns + 1) is True
+
+
+def test_a_table_read_in_blocks_is_kept_in_one_chunk_per_column(tmp_path, settled):
+    """pyarrow's CSV reader gives a big file in blocks; kept, each column is one contiguous array."""
+    import pyarrow.feather as feather
+
+    rows = "".join(
+        f"C{i % 7};P{i % 3};PAT{i:06d};seance;{i % 5};1,5;oui;2012-01-{1 + i % 28:02d};x\n" for i in range(60_000)
+    )
+    path = _write(tmp_path / "t.csv", rows)
+    store = TableStore(tmp_path / "store", min_rows=0)
+    first = read_table(path, SPEC, store=store)
+    assert first["patient_id"].array._pa_array.num_chunks > 1  # the parser's blocks
+    (kept,) = _kept(store)
+    table = feather.read_table(kept, memory_map=True)
+    assert {table.column(name).num_chunks for name in table.column_names} == {1}
+    pd.testing.assert_frame_equal(read_table(path, SPEC, store=store), first, check_exact=True)

@@ -177,19 +177,22 @@ class Workspace:
             notes.extend(notes_of[code])
             tables = read[code]
             if isinstance(tables, InputError):
-                problems.extend(tables.problems)
+                problems.append(tables.problems)
                 continue
             context = CalculationContext(spec, selected, history, tables, self.parameters, self.run_date, suspensions)
-            try:
-                extra = self.registry.validate_inputs(code, tables, context)
-            except Exception as exc:
-                raise PluginError(self.registry.modules()[code].plugin_name, f"validation : {exc}", None, code) from exc
-            problems.extend(extra)
+            problems.append(len(prepared))  # this module's checks, found by its run (in its order)
             prepared.append((code, context))
-        if problems:
-            raise InputError(problems)
 
-        frames = self._run_plugins([(code, context) for code, context in prepared if not context.periods.empty])
+        outcomes = self._run_plugins(prepared, compute=not any(isinstance(at, list) for at in problems))
+        found = [p for at in problems for p in (outcomes[at][0] if isinstance(at, int) else at)]
+        if found:
+            raise InputError(found)
+        frames = []
+        for _, lines in outcomes:
+            if isinstance(lines, BaseException):
+                raise lines
+            if lines is not None:
+                frames.append(lines)
         lines = pd.concat(frames, ignore_index=True) if frames else empty_lines()
         lines = lines.sort_values(["contract_id", "period_id", "module", "component", "instalment"], kind="stable")
         return CalculationResult(
@@ -251,21 +254,42 @@ class Workspace:
             self.cache.modules.put(key, tables, tuple(notes[start:]))
         return tables
 
-    def _run_plugins(self, runs: list[tuple[str, CalculationContext]]) -> list[pd.DataFrame]:
-        """Each module's checked lines, in order. A big calculation (:data:`PROCESS_ROWS` input
-        rows or more) shares its modules between forked processes, one per CPU or
-        ``NMR_CALC_WORKERS`` (see :mod:`~nmr_engine.processes`): each child sends back its lines
-        and the stale-parameter warnings its lookups raised."""
+    def _run_plugins(self, runs: list[tuple[str, CalculationContext]], compute: bool = True) -> list[tuple[list, Any]]:
+        """Each module's plugin checks then, when they found nothing, periods are selected and
+        ``compute`` (no other input problem is known), its lines (checked), in module order:
+        ``(problems, lines)``, lines None when not computed, or the exception its calculation
+        raised (raised by the caller after every module's problems, as in one process where every
+        check runs before any calculation; an exception of a check is raised at once, in module
+        order).
+
+        A big calculation (:data:`PROCESS_ROWS` input rows or more) shares its modules between
+        forked processes, one per CPU or ``NMR_CALC_WORKERS`` (see :mod:`~nmr_engine.processes`):
+        each module is checked and computed in the same process, and each child sends back its
+        problems, its lines and the stale-parameter warnings its lookups raised."""
         rows = [sum(len(t) for t in context.tables.values()) for _, context in runs]
         workers = processes.worker_count(processes.CALC_WORKERS_ENV, sum(rows), PROCESS_ROWS) if len(runs) > 1 else 1
 
-        def run(item: tuple[str, CalculationContext]) -> tuple[pd.DataFrame, set[str]]:
-            return self._run_plugin(*item), set(self.parameters.stale_warnings)
+        def run(item: tuple[str, CalculationContext]) -> tuple[list, Any, set[str]]:
+            code, context = item
+            try:
+                problems = self.registry.validate_inputs(code, context.tables, context)
+            except Exception as exc:
+                name = self.registry.modules()[code].plugin_name
+                raise PluginError(name, f"validation : {exc}", None, code) from exc
+            if problems or context.periods.empty or not compute:
+                return problems, None, set(self.parameters.stale_warnings)
+            try:
+                lines = self._run_plugin(code, context)
+            except Exception as exc:  # raised after every module's checks (see above)
+                if processes.in_child():
+                    raise  # computed again in the parent, where it keeps its cause
+                return problems, exc, set(self.parameters.stale_warnings)
+            return problems, lines, set(self.parameters.stale_warnings)
 
         done = processes.in_processes(run, runs, rows, workers)
-        for _, stale in done:
+        for _, _, stale in done:
             self.parameters.stale_warnings |= stale
-        return [lines for lines, _ in done]
+        return [(problems, lines) for problems, lines, _ in done]
 
     def _run_plugin(self, code: str, context: CalculationContext) -> pd.DataFrame:
         registered = self.registry.modules()[code]

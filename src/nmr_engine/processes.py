@@ -67,9 +67,21 @@ def deal(weights: Sequence[int], groups: int) -> list[list[int]]:
 _SHARED: dict[str, Any] = {}
 
 
+def in_child() -> bool:
+    """Whether this process is a child computing items of :func:`in_processes` (a piece of work
+    that would send back an exception as its result raises it instead: the parent computes that
+    item again, and the exception keeps its cause and traceback)."""
+    return _IN_CHILD
+
+
+_IN_CHILD = False
+
+
 def _child(positions: Sequence[int]) -> list[tuple[bool, Any]]:
     """In a child: ``(True, result)`` for each item of its group, ``(False, None)`` where one
     raised (the parent computes that one again, and raises there)."""
+    global _IN_CHILD
+    _IN_CHILD = True
     out: list[tuple[bool, Any]] = []
     for position in positions:
         try:

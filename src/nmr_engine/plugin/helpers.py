@@ -377,13 +377,22 @@ def row_positions(table: pd.DataFrame, columns: Sequence[str], rows: pd.DataFram
     column (the straightforward path, which also raises on a ``table`` that is not unique).
 
     The answers of the last few calls are kept (e.g. from a plugin's checks to its calculation):
-    asked again for the same two frames, an answer is given again once every row is seen found
-    there with equal key words (a frame changed in between, or a row not found, is looked up anew)."""
+    asked again for the same two frames, an answer is given again when their key columns are
+    seen unchanged. An Arrow-backed text column is unchanged when it still holds the same Arrow
+    array (Arrow arrays are immutable: pandas replaces the array when a value is set); any other
+    column is unchanged when every row is found again at its row with equal key words (a frame
+    changed otherwise, or a row not found, is looked up anew)."""
     key = (id(table), id(rows), tuple(columns), tuple(keys))
+    held = [_arrow_data(table[c]) for c in columns] + [_arrow_data(rows[k]) for k in keys]
     last = _LAST_POSITIONS.get(key)
-    if last is not None and last[0]() is table and last[1]() is rows:
-        words = _key_words(table, columns, rows, keys, copy=False)  # only the found rows are read
-        if words is not None and _all_equal(*words, last[2]):
+    if last is not None and last[0]() is table and last[1]() is rows and _same_data(held, last[3]):
+        sides = zip(held[: len(columns)], held[len(columns) :], strict=True)
+        proven = [a is not None and b is not None for a, b in sides]
+        other = [i for i, sure in enumerate(proven) if not sure]
+        if not other:  # the same key values: the same answer
+            return last[2].copy()
+        words = _key_words(table, [columns[i] for i in other], rows, [keys[i] for i in other], copy=False)
+        if words is not None and _all_equal(*words, last[2], runs=len(other) == len(columns)):
             return last[2].copy()
     words = _key_words(table, columns, rows, keys)
     if words is not None:
@@ -391,21 +400,37 @@ def row_positions(table: pd.DataFrame, columns: Sequence[str], rows: pd.DataFram
         if found is not None:
             while len(_LAST_POSITIONS) >= 4:  # the last few answers only
                 del _LAST_POSITIONS[next(iter(_LAST_POSITIONS))]
-            _LAST_POSITIONS[key] = (weakref.ref(table), weakref.ref(rows), found.copy())
+            _LAST_POSITIONS[key] = (weakref.ref(table), weakref.ref(rows), found.copy(), held)
+            for frame in (table, rows):  # the Arrow arrays held are let go with their frames
+                weakref.finalize(frame, _LAST_POSITIONS.pop, key, None)
             return found
     return _row_positions_exact(table, columns, rows, keys)
 
 
 #: The last answers of :func:`row_positions`: (table id, rows id, columns, keys) -> (weak
-#: references to the two frames, positions).
+#: references to the two frames, positions, the key columns' Arrow arrays or None).
 _LAST_POSITIONS: dict = {}
 
 
-def _all_equal(left: list[np.ndarray], right: list[np.ndarray], found: np.ndarray) -> bool:
-    """Whether every row of ``right`` is found (``found`` ≥ 0) at a row of ``left`` with equal words."""
+def _arrow_data(values: pd.Series):
+    """The Arrow array holding an Arrow-backed text column (immutable: the same array object
+    means the same values), or None for any other column. ``_pa_array`` is pandas' attribute;
+    without it every column is checked word by word."""
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        return getattr(values.array, "_pa_array", None)
+    return None
+
+
+def _same_data(now: list, before: list) -> bool:
+    return len(now) == len(before) and all(a is b for a, b in zip(now, before, strict=True))
+
+
+def _all_equal(left: list[np.ndarray], right: list[np.ndarray], found: np.ndarray, runs: bool = True) -> bool:
+    """Whether every row of ``right`` is found (``found`` ≥ 0) at a row of ``left`` with equal words.
+    ``runs``: the words are the whole key (equal rows in a run are found at one row)."""
     if len(found) != (len(right[0]) if right else 0) or (found < 0).any() or (found >= len(left[0])).any():
         return False
-    runs = _runs(right)
+    runs = _runs(right) if runs else None
     if runs is not None:  # a row equal to the one before it must be found at the same row
         starts, run = runs
         if (found != found[starts][run]).any():

@@ -57,7 +57,10 @@ def nmr_validate_inputs(module, tables, context):
         its file) and ``frame.attrs["file"]`` holds the file's path, to name in problems.
     :param context: the :class:`CalculationContext` (periods, parameters).
     :return: a list of :class:`nmr_engine.errors.Problem` (empty or None: all good). Any
-        problem stops the run before any calculation; nothing is written.
+        problem stops the run: no line of any module is returned; nothing is written.
+
+    In a big run it is called in the process that then calls ``nmr_calculate`` for the module,
+    which may be a forked one (see ``nmr_calculate``): return the problems, rely on no side effect.
 
     Example::
 
