@@ -157,7 +157,6 @@ class Workspace:
         notes: list[str] = []
         wanted = [m for m in self.registry.modules() if modules is None or m in modules]
         prepared = []
-        problems = []
         selections = []
         frames_of = self._periods_frames(wanted, periods)
         specs = {code: self.registry.modules()[code].spec for code in wanted}
@@ -177,14 +176,14 @@ class Workspace:
             notes.extend(notes_of[code])
             tables = read[code]
             if isinstance(tables, InputError):
-                problems.append(tables.problems)
                 continue
             context = CalculationContext(spec, selected, history, tables, self.parameters, self.run_date, suspensions)
-            problems.append(len(prepared))  # this module's checks, found by its run (in its order)
             prepared.append((code, context))
 
-        outcomes = self._run_plugins(prepared, compute=not any(isinstance(at, list) for at in problems))
-        found = [p for at in problems for p in (outcomes[at][0] if isinstance(at, int) else at)]
+        unread = {code for code in to_read if isinstance(read[code], InputError)}
+        outcomes = self._run_plugins(prepared, compute=not unread)
+        checked = iter(problems for problems, _ in outcomes)  # the read modules' checks, in order
+        found = [p for code in to_read for p in (read[code].problems if code in unread else next(checked))]
         if found:
             raise InputError(found)
         frames = []
