@@ -3,7 +3,9 @@ that fails computed again here, errors raised in module order."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -13,17 +15,15 @@ from nmr_engine import engine, processes
 from nmr_engine.engine import Workspace
 from nmr_engine.errors import ConfigurationError, InputError, PluginError
 from nmr_engine.plugin.manager import PluginRegistry
-from nmr_engine.processes import deal, in_processes, worker_count
+from nmr_engine.processes import first_order, in_processes, worker_count
 
 from .conftest import ROOT
 
 
-def test_deal_gives_the_heaviest_first_to_the_lightest_group():
-    # 5 → A (5), 4 → B (4), 2 → B, the lighter (6), 1 → A, the lighter (6)
-    assert deal([5, 1, 4, 2], 2) == [[0, 1], [2, 3]]
-    assert deal([3, 3, 3], 2) == [[0, 2], [1]]
-    assert deal([7], 4) == [[0]]  # empty groups left out
-    assert deal([], 2) == []
+def test_items_are_handed_out_heaviest_first():
+    assert first_order([5, 1, 4, 2]) == [0, 2, 3, 1]
+    assert first_order([3, 3, 3]) == [0, 1, 2]  # ties: in position order
+    assert first_order([]) == []
 
 
 def test_worker_count_reads_the_setting(monkeypatch):
@@ -42,13 +42,43 @@ def _where(item):
     return item, os.getpid()
 
 
-def test_in_processes_computes_the_other_groups_in_children_and_keeps_the_order():
+def test_in_processes_starts_each_process_on_a_heavy_item_and_keeps_the_order():
     results = in_processes(_where, ["a", "b", "c"], [1, 10, 1], 2)
     assert [item for item, _ in results] == ["a", "b", "c"]
     here = os.getpid()
     pids = {item: pid for item, pid in results}
-    # groups: b (10) alone, the first, computed here; a and c together in a child
-    assert pids["b"] == here and pids["a"] == pids["c"] != here
+    # b, the heaviest, is computed here; a, the next in order (c ties with it), in a child
+    assert pids["b"] == here and pids["a"] != here
+
+
+#: Set by the tests below before sharing out their work (forked children inherit it).
+_SIGNAL: dict = {}
+
+
+def _long_or_short(item):
+    """The long item waits (here) until the child has computed every short one."""
+    if item == "long":
+        done = _SIGNAL["shorts_done"]
+        deadline = time.monotonic() + 20
+        while done.value < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    else:
+        with _SIGNAL["shorts_done"].get_lock():
+            _SIGNAL["shorts_done"].value += 1
+    return item, os.getpid()
+
+
+def test_a_process_free_before_the_others_takes_the_items_left():
+    # weights say nothing of the cost: the long item is heaviest only in time; while this
+    # process is held on it, the child takes every item left one after the other
+    _SIGNAL["shorts_done"] = multiprocessing.get_context("fork").Value("i", 0)
+    try:
+        results = in_processes(_long_or_short, ["long", "short1", "short2", "short3"], [2, 1, 1, 1], 2)
+    finally:
+        _SIGNAL.clear()
+    assert [item for item, _ in results] == ["long", "short1", "short2", "short3"]
+    pids = [pid for _, pid in results]
+    assert pids[0] == os.getpid() and pids[1] == pids[2] == pids[3] != os.getpid()
 
 
 def test_one_worker_computes_everything_here():
@@ -119,7 +149,7 @@ def test_a_plugin_failing_in_a_child_fails_as_in_one_process(forked, monkeypatch
     monkeypatch.setattr(Workspace, "_run_plugin", failing)
     with pytest.raises(PluginError) as shared:
         Workspace(ROOT / "contracts", ROOT / "data", PluginRegistry()).calculate(["2012", "2013"])
-    monkeypatch.setattr(processes, "deal", lambda weights, groups: [list(range(len(weights)))])
+    monkeypatch.setenv(processes.CALC_WORKERS_ENV, "1")
     with pytest.raises(PluginError) as alone:
         Workspace(ROOT / "contracts", ROOT / "data", PluginRegistry()).calculate(["2012", "2013"])
     assert str(shared.value) == str(alone.value) and "KeyError: 'x'" in str(shared.value)
@@ -151,15 +181,23 @@ def test_contract_files_read_in_processes_give_the_contracts_and_problems_of_one
 
 
 def _nested(item):
+    if item == "a":  # held here until c is computed (then by the child)
+        _SIGNAL["c_done"].wait(20)
     if item == "b":  # a piece of work that shares its own work out in turn
         inner = in_processes(_where, ["x", "y"], [1, 1], 2)
         return "+".join(i for i, _ in inner), os.getpid()
+    if item == "c":
+        _SIGNAL["c_done"].set()
     return item, os.getpid()
 
 
 def test_work_that_calls_in_processes_itself_keeps_the_outer_work():
-    # weights: a alone here; b and c together in a child, where b shares out x and y first
-    results = in_processes(_nested, ["a", "b", "c"], [2, 1, 1], 2)
+    # a here, b in a child, where b shares out x and y first; then the child takes c
+    _SIGNAL["c_done"] = multiprocessing.get_context("fork").Event()
+    try:
+        results = in_processes(_nested, ["a", "b", "c"], [2, 1, 1], 2)
+    finally:
+        _SIGNAL.clear()
     assert [r for r, _ in results] == ["a", "x+y", "c"]
     pids = [pid for _, pid in results]
     assert pids[0] == os.getpid() and pids[1] == pids[2] != os.getpid()  # c still found in the child

@@ -260,3 +260,27 @@ def test_a_category_code_set_in_place_is_looked_up_anew():
     assert row_positions(table, cols, rows, cols).tolist() == [1, 0, 3, 2, 4]  # given again
     rows.loc[4, "contract_id"] = "C1"  # in place: PAT-0009 is in C2 only
     assert row_positions(table, cols, rows, cols).tolist() == [1, 0, 3, 2, -1]
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_the_source_lines_of_every_group_read_as_each_groups_own(shuffle):
+    from nmr_engine.plugin.helpers import _Groups, source_lines
+
+    rng = np.random.default_rng(3)
+    n = 400
+    rows = pd.DataFrame(
+        {
+            "contract_id": rng.choice(["C2", "C1", "C3"], n),
+            "period_id": rng.choice(["2012", "2013"], n),
+            "_line": np.arange(2, n + 2) if not shuffle else rng.permutation(np.arange(2, n + 2)),
+        }
+    )
+    rows.attrs["file"] = "sessions.csv"
+    groups = _Groups(rows)
+    expected = []
+    for contract_id, period_id in groups.keys:
+        own = rows[(rows["contract_id"] == contract_id) & (rows["period_id"] == period_id)]
+        own.attrs = dict(rows.attrs)
+        expected.append(source_lines(own))
+    assert groups.source_texts("sessions.csv") == expected
+    assert all(text.endswith("…") for text in expected)  # more than 8 lines per group: cut

@@ -199,3 +199,50 @@ def test_a_table_read_in_blocks_is_kept_in_one_chunk_per_column(tmp_path, settle
     table = feather.read_table(kept, memory_map=True)
     assert {table.column(name).num_chunks for name in table.column_names} == {1}
     pd.testing.assert_frame_equal(read_table(path, SPEC, store=store), first, check_exact=True)
+
+
+def test_the_periods_of_the_rows_are_kept_and_read_back_for_the_same_contracts(tmp_path, settled, monkeypatch):
+    from nmr_engine.inputs import reader
+
+    data = tmp_path / "data"
+    shutil.copytree(ROOT / "data", data)
+    registry = PluginRegistry()
+    plain = Workspace(ROOT / "contracts", data, registry).calculate(["2012", "2013"])
+    placed = []
+    original = reader.assign_periods
+    monkeypatch.setattr(
+        reader, "assign_periods", lambda frame, *a: placed.append(frame.attrs["file"]) or original(frame, *a)
+    )
+    store = TableStore(tmp_path / "store", min_rows=0)
+    Workspace(ROOT / "contracts", data, registry, store=store).calculate(["2012", "2013"])
+    dated = sorted(set(placed))
+    assert dated and len(list(store.folder.glob("*-periods-*.arrow"))) == len(dated)
+    placed.clear()
+    again = Workspace(ROOT / "contracts", data, registry, store=store).calculate(["2012", "2013"])
+    assert placed == []  # every dated table's periods read back
+    pd.testing.assert_frame_equal(
+        again.lines.drop(columns="explanation"), plain.lines.drop(columns="explanation"), check_exact=True
+    )
+    assert [e.to_dict() for e in again.lines["explanation"]] == [e.to_dict() for e in plain.lines["explanation"]]
+
+
+def test_other_periods_place_the_rows_again(tmp_path, settled):
+    from nmr_engine.inputs.reader import read_module_tables
+    from nmr_engine.model import module_periods_frame
+
+    data = tmp_path / "data"
+    shutil.copytree(ROOT / "data", data)
+    registry = PluginRegistry()
+    ws = Workspace(ROOT / "contracts", data, registry)
+    specs = registry.modules()["etp"].spec.tables
+    known = {c.id for c in ws.contracts}
+    periods = module_periods_frame(ws.contracts, "etp")
+    store = TableStore(tmp_path / "store", min_rows=0)
+    first = read_module_tables(data, "etp", specs, known, periods, store=store)["sessions"]
+    renamed = periods.assign(period_id="P-" + periods["period_id"])  # same spans, other names
+    other = read_module_tables(data, "etp", specs, known, renamed, store=store)["sessions"]
+    assert (other["period_id"].astype(str) == "P-" + first["period_id"].astype(str)).all()
+    back = read_module_tables(data, "etp", specs, known, periods, store=store)["sessions"]
+    pd.testing.assert_series_equal(back["period_id"], first["period_id"], check_exact=True)
+    dated = [spec for spec in specs if spec.event_date]
+    assert len(list(store.folder.glob("*-periods-*.arrow"))) == 2 * len(dated)  # one per table and periods

@@ -26,7 +26,9 @@ from .errors import InputError, NmrError, PluginError
 from .inputs import read_module_tables
 from .inputs.snapshots import TableStore
 from .inputs.submissions import DataView
+from .memory import collection_paused
 from .model import DATE_DTYPE, Contract, _selected, modules_periods_frames
+from .packed_lines import pack_lines, unpack_lines
 from .parameters import ParameterStore, load_parameter_dir
 from .periods import DateRange, anchored_periods
 from .plugin.api import INSTALMENTS, LINE_COLUMNS, CalculationContext, Explanation, empty_lines
@@ -150,7 +152,12 @@ class Workspace:
         Reads and validates every module's inputs first: any input problem raises
         :class:`InputError` before any plugin runs. The modules' tables are read at the same time,
         one thread per module up to one per CPU (:func:`each_in_threads`); the plugins' hooks run
-        one after the other."""
+        one after the other, or shared between processes (:meth:`_run_plugins`). Python's cyclic
+        garbage collector waits until the end (:func:`~nmr_engine.memory.collection_paused`)."""
+        with collection_paused():
+            return self._calculate(periods, modules)
+
+    def _calculate(self, periods: list[str] | None, modules: list[str] | None) -> CalculationResult:
         known = {c.id for c in self.contracts}
         cut = cut_spans_frame(self.contracts, periods)
         suspensions = suspensions_frame(self.contracts)
@@ -283,12 +290,14 @@ class Workspace:
                 if processes.in_child():
                     raise  # computed again in the parent, where it keeps its cause
                 return problems, exc, set(self.parameters.stale_warnings)
+            if processes.in_child():
+                lines = pack_lines(lines)  # cheaper to send back (see packed_lines)
             return problems, lines, set(self.parameters.stale_warnings)
 
         done = processes.in_processes(run, runs, rows, workers)
         for _, _, stale in done:
             self.parameters.stale_warnings |= stale
-        return [(problems, lines) for problems, lines, _ in done]
+        return [(problems, unpack_lines(lines)) for problems, lines, _ in done]
 
     def _run_plugin(self, code: str, context: CalculationContext) -> pd.DataFrame:
         registered = self.registry.modules()[code]

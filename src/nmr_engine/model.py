@@ -174,40 +174,46 @@ def _period_rows(
 ) -> dict[str, tuple[dict[str, list], list[bool]]]:
     """Per module, the columns of :func:`module_periods_frame` as Python lists (a few contracts
     cost no pandas operation per row), and whether ``periods`` selects each row."""
-    rows: dict[str, tuple[dict[str, list], list[bool]]] = {
-        m: ({c: [] for c in MODULE_PERIOD_COLUMNS}, []) for m in modules
-    }
+    found: dict[str, list[tuple]] = {m: [] for m in modules}  # one tuple per row, columns then keep
     chosen: dict[str, bool] = {}
     for contract in contracts:
-        enrolments = [e for e in contract.enrolments if e.module in rows]
+        enrolments = [e for e in contract.enrolments if e.module in found]
         if not enrolments:
             continue
+        structure = contract.structure
         for period in contract.periods():
+            span = period.span
+            pid = None
             for enrolment in enrolments:
-                active = period.span.intersect(enrolment.span)
+                active = span.intersect(enrolment.span)
                 if active is None:
                     continue
-                cols, keep = rows[enrolment.module]
-                suspended = contract.suspended_days(active)
-                pid = period.id
-                if pid not in chosen:
-                    chosen[pid] = not periods or _selected(period.span, periods)
-                keep.append(chosen[pid])
-                for name, value in (
-                    ("contract_id", contract.id),
-                    ("period_id", pid),
-                    ("period_start", period.span.start),
-                    ("period_end", period.span.end),
-                    ("period_days", period.span.days),
-                    ("active_start", active.start),
-                    ("active_end", active.end),
-                    ("active_days", active.days - suspended),
-                    ("suspended_days", suspended),
-                    ("payee_id", enrolment.payee),
-                    ("finess", contract.structure.finess),
-                    ("structure_name", contract.structure.name),
-                ):
-                    cols[name].append(value)
+                if pid is None:
+                    pid = span.id
+                    if pid not in chosen:
+                        chosen[pid] = not periods or _selected(span, periods)
+                suspended = contract.suspended_days(active) if contract.suspensions else 0
+                found[enrolment.module].append(
+                    (
+                        contract.id,
+                        pid,
+                        span.start,
+                        span.end,
+                        span.days,
+                        active.start,
+                        active.end,
+                        active.days - suspended,
+                        suspended,
+                        enrolment.payee,
+                        structure.finess,
+                        structure.name,
+                        chosen[pid],
+                    )
+                )
+    rows = {}
+    for module, tuples in found.items():
+        columns = [list(c) for c in zip(*tuples, strict=True)] if tuples else [[] for _ in range(13)]
+        rows[module] = (dict(zip(MODULE_PERIOD_COLUMNS, columns[:-1], strict=True)), columns[-1])
     return rows
 
 
@@ -219,12 +225,22 @@ def _periods_frame(cols: dict[str, list]) -> pd.DataFrame:
     data = {}
     for name, values in cols.items():
         if name in _DATE_COLUMNS:
-            data[name] = np.array(values, dtype="datetime64[D]").astype(DATE_DTYPE)
+            data[name] = _date_array(values)
         elif name in _INT_COLUMNS:
             data[name] = np.array(values, dtype=np.int64)
         else:  # text: the dtype pandas infers for a list of str (object when empty)
             data[name] = values if values else np.array([], dtype=object)
     return pd.DataFrame(data, columns=MODULE_PERIOD_COLUMNS)
+
+
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+
+
+def _date_array(values: list[dt.date]) -> np.ndarray:
+    """``np.array(values, dtype="datetime64[D]")`` as :data:`DATE_DTYPE`, through the dates'
+    ordinals (NumPy converts date objects one by one much more slowly)."""
+    days = np.fromiter(map(dt.date.toordinal, values), dtype=np.int64, count=len(values)) - _EPOCH_ORDINAL
+    return days.astype("datetime64[D]").astype(DATE_DTYPE)
 
 
 def select_periods(frame: pd.DataFrame, periods: list[str] | None) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Work shared between forked processes: how many, how the work is dealt, and a safe way back.
+"""Work shared between forked processes: how many, who takes what, and a safe way back.
 
 CPython runs one thread of Python at a time; on a machine of several CPUs, a long job made of
 independent pieces (the modules of a national calculation, the ranges of a long ledger) goes
@@ -50,17 +50,10 @@ def worker_count(env: str, size: int, minimum: int, requested: int | None = None
     return max(1, min(requested, size))
 
 
-def deal(weights: Sequence[int], groups: int) -> list[list[int]]:
-    """Positions of ``weights`` dealt into at most ``groups`` groups of nearly equal total, the
-    heaviest first, each to the lightest group so far (ties: the first); each group in position
-    order, empty groups left out."""
-    totals = [0] * max(groups, 1)
-    dealt: list[list[int]] = [[] for _ in totals]
-    for i in sorted(range(len(weights)), key=lambda i: (-weights[i], i)):
-        g = totals.index(min(totals))
-        dealt[g].append(i)
-        totals[g] += weights[i]
-    return [sorted(g) for g in dealt if g]
+def first_order(weights: Sequence[int]) -> list[int]:
+    """Positions of ``weights``, the heaviest first (ties: the first in position): the order in
+    which :func:`in_processes` hands its items out."""
+    return sorted(range(len(weights)), key=lambda i: (-weights[i], i))
 
 
 #: The work of :func:`in_processes` while it runs: forked children find it here (nothing is sent).
@@ -77,54 +70,72 @@ def in_child() -> bool:
 _IN_CHILD = False
 
 
-def _child(positions: Sequence[int]) -> list[tuple[bool, Any]]:
-    """In a child: ``(True, result)`` for each item of its group, ``(False, None)`` where one
-    raised (the parent computes that one again, and raises there)."""
+def _child(pinned: int) -> list[tuple[int, bool, Any]]:
+    """In a child: its pinned item, then each item it claims until none is left, as
+    ``(position, True, result)``, or ``(position, False, None)`` where one raised (the parent
+    computes that one again, and raises there)."""
     global _IN_CHILD
     _IN_CHILD = True
-    out: list[tuple[bool, Any]] = []
-    for position in positions:
+    out: list[tuple[int, bool, Any]] = []
+    for position in _claimed(pinned):
         try:
-            out.append((True, _SHARED["work"](_SHARED["items"][position])))
+            out.append((position, True, _SHARED["work"](_SHARED["items"][position])))
         except Exception:
-            out.append((False, None))
+            out.append((position, False, None))
     return out
 
 
+def _claimed(pinned: int):
+    """The positions this process computes: the item pinned to it, then the next unclaimed one in
+    :func:`first_order`, one at a time, while any is left (claimed under the shared counter's lock)."""
+    order, counter = _SHARED["order"], _SHARED["next"]
+    yield order[pinned]
+    while True:
+        with counter.get_lock():
+            taken = counter.value
+            counter.value = taken + 1
+        if taken >= len(order):
+            return
+        yield order[taken]
+
+
 def in_processes(work: Callable[[Any], Any], items: Sequence[Any], weights: Sequence[int], workers: int) -> list:
-    """``work(item)`` of every item, in order, as in one process. With ``workers`` ≥ 2, the items
-    are dealt by ``weights`` (:func:`deal`): this process computes the first group while forked
-    children compute the others and send their results back. An item whose child failed is
-    computed again here; the first item in order that raises raises, as in one process."""
-    groups = deal(weights, workers) if workers >= 2 else []
-    if len(groups) < 2:
+    """``work(item)`` of every item, in order, as in one process. With ``workers`` ≥ 2 and as
+    many items, this process and ``workers - 1`` forked children share them, heaviest first by
+    ``weights`` (:func:`first_order`): each starts with one of the heaviest, then takes the next
+    item left whenever it is free (no process waits while another has several left, whatever the
+    items really cost); children send their results back. An item whose child failed is computed
+    again here; the first item in order that raises raises, as in one process."""
+    participants = min(workers, len(items))
+    if participants < 2:
         return [work(item) for item in items]
+    context = multiprocessing.get_context("fork")
     outer = dict(_SHARED)  # a call made by a piece of work (in this process or a child) comes back to it
-    _SHARED.update(work=work, items=items)
+    _SHARED.update(work=work, items=items, order=first_order(weights), next=context.Value("q", participants))
     outcomes: dict[int, Any] = {}
     failed: set[int] = set()
     try:
-        with ProcessPoolExecutor(len(groups) - 1, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = [(group, pool.submit(_child, group)) for group in groups[1:]]  # one round trip each
-            for i in groups[0]:
+        with ProcessPoolExecutor(participants - 1, mp_context=context) as pool:
+            futures = [pool.submit(_child, k) for k in range(1, participants)]  # one round trip each
+            for i in _claimed(0):
                 try:
                     outcomes[i] = work(items[i])
                 except Exception as exc:  # raised below, in item order
                     outcomes[i] = exc
                     failed.add(i)
-            for group, future in futures:
+            for future in futures:
                 try:
                     done = future.result()
-                except Exception:  # whatever happened there, this process computes them again
-                    done = [(False, None)] * len(group)
-                for i, (ok, value) in zip(group, done, strict=True):
+                except Exception:  # whatever happened there, this process computes its items again
+                    done = []
+                for i, ok, value in done:
                     outcomes[i] = value if ok else _AGAIN
     finally:
         _SHARED.clear()
         _SHARED.update(outer)
     results = []
     for i, item in enumerate(items):
-        if outcomes[i] is _AGAIN:
+        if outcomes.get(i, _AGAIN) is _AGAIN:
             outcomes[i] = work(item)
         elif i in failed:
             raise outcomes[i]

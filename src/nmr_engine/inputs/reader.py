@@ -20,7 +20,7 @@ from ..cache import TableCache
 from ..errors import MAX_PROBLEMS_PER_CHECK, InputError, Problem, row_problems
 from ..model import DATE_DTYPE
 from ..plugin.api import TableSpec
-from .snapshots import TableStore, file_identity
+from .snapshots import TableStore, file_identity, periods_digest
 
 _TRUE = {"1", "true", "vrai", "oui", "yes"}
 _FALSE = {"0", "false", "faux", "non", "no"}
@@ -737,6 +737,24 @@ def assign_periods(frame: pd.DataFrame, date_column: str, periods: pd.DataFrame,
     return result
 
 
+def _placed(frame, spec, path, periods, cut, module_code: str, store: TableStore | None) -> pd.DataFrame:
+    """:func:`assign_periods`, through the ``period_id`` column the store keeps next to the table
+    for the same periods and suspended spans (see :mod:`~nmr_engine.inputs.snapshots`)."""
+    if store is None or path is None or len(frame) < store.min_rows:
+        return assign_periods(frame, spec.event_date, periods, module_code)
+    spans = cut if cut is not None else pd.DataFrame()
+    placed_by = periods_digest(periods[["contract_id", "period_id", "active_start", "active_end"]], spans)
+    kept = store.get_periods(path, spec, placed_by, len(frame))
+    if kept is None:
+        placed = assign_periods(frame, spec.event_date, periods, module_code)
+        store.put_periods(path, spec, placed_by, placed["period_id"])
+        return placed
+    result = frame.copy(deep=False)  # copy-on-write: adding a column leaves the input intact
+    result["period_id"] = kept
+    result.attrs = dict(frame.attrs)
+    return result
+
+
 def set_aside(frame: pd.DataFrame, date_column: str, cut: pd.DataFrame | None, notes: list[str] | None) -> pd.DataFrame:
     """Drop the rows dated inside a span where their contract pays nothing (suspension, days after
     a termination): ``cut`` has contract_id, start, end, reason (and optionally ``note``: False to
@@ -884,7 +902,7 @@ def read_module_tables(
             frame = read_table(path, spec, known_contracts, label, cache, store)
             if spec.event_date:
                 frame = set_aside(frame, spec.event_date, cut, notes)
-                frame = assign_periods(frame, spec.event_date, periods, module_code)
+                frame = _placed(frame, spec, path, periods, cut, module_code, store)
             tables[spec.name] = frame
         except InputError as exc:
             problems.extend(exc.problems)

@@ -29,6 +29,14 @@ read again from the CSV. ``NMR_TABLE_STORE=off`` turns the store off; ``NMR_TABL
 keeps the tables in ``DIR``. Auditors' replays (``nmr replay``, the audit bundle) do not use it:
 they prove every amount from the files themselves.
 
+**The periods of the rows.** Placing each dated row in its contract period (``period_id``, see
+:func:`~nmr_engine.inputs.reader.assign_periods`) depends on the table and on the module's
+contract periods and suspended spans, which the contracts decide. Next to a kept table, the store
+keeps that column for the periods it was computed with (``<key>-periods-<digest>.arrow``, named
+by the kept table's key and a digest of the periods' and spans' values): the next run with the
+same contracts reads it back instead of placing millions of rows again; any other contracts name
+another file, computed and kept anew.
+
 Kept tables are not removed when their file changes (the old one is simply no longer named);
 ``rm -r <data>/.tables`` is always safe.
 """
@@ -100,6 +108,37 @@ class TableStore:
         key = repr((self._versions, identity, spec)).encode("utf-8")
         return self.folder / f"{hashlib.sha256(key).hexdigest()[:40]}.arrow"
 
+    def get_periods(self, path: Path, spec: TableSpec, placed_by: str, rows: int) -> pd.Series | None:
+        """The ``period_id`` column kept for the table of ``path`` (as kept now) placed by the
+        periods whose digest is ``placed_by`` (:func:`periods_digest`), when it has ``rows`` rows;
+        None when none is kept."""
+        try:
+            kept = self._periods_name(self._name(file_identity(path), spec), placed_by)
+            if not kept.exists():
+                return None
+            column = _read_arrow(kept)["period_id"]
+        except Exception:  # unreadable: the rows are placed again
+            return None
+        if len(column) != rows or not isinstance(column.dtype, pd.CategoricalDtype):
+            return None
+        return column
+
+    def put_periods(self, path: Path, spec: TableSpec, placed_by: str, column: pd.Series) -> bool:
+        """Keep the ``period_id`` column of the table of ``path`` placed by the periods whose digest
+        is ``placed_by``, when that table is kept as it is now (else False, nothing written)."""
+        try:
+            table = self._name(file_identity(path), spec)
+            if not table.exists():
+                return False
+            _write_arrow(pd.DataFrame({"period_id": column}, copy=False), self._periods_name(table, placed_by))
+        except Exception:  # keeping is a saving, never a condition
+            return False
+        return True
+
+    @staticmethod
+    def _periods_name(table: Path, placed_by: str) -> Path:
+        return table.with_name(f"{table.stem}-periods-{placed_by}.arrow")
+
     def get(self, path: Path, spec: TableSpec, file: str) -> pd.DataFrame | None:
         """The table kept for the file as it is now on disk (``attrs['file']`` = ``file``), or None."""
         try:
@@ -132,6 +171,16 @@ class TableStore:
             return False
         self.writes += 1
         return True
+
+
+def periods_digest(*frames: pd.DataFrame) -> str:
+    """A digest of the columns, dtypes and values of small frames, in order (the module periods and
+    suspended spans that place a table's rows)."""
+    digest = hashlib.sha256()
+    for frame in frames:
+        digest.update(repr((list(frame.columns), [str(t) for t in frame.dtypes], len(frame))).encode("utf-8"))
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:24]
 
 
 def _round_trips(sample: pd.DataFrame) -> bool:

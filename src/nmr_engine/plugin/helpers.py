@@ -64,9 +64,12 @@ def priced_lines(
     file = rows.attrs.get("file", "?")
     grouped = groups.grouped(rows) if callable(extra_parameters) else None
     records = []
-    for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+    # Python ints once for all parts (a NumPy scalar per part converts slowly)
+    p_version, p_amount, p_count = p_version.tolist(), p_amount.tolist(), p_count.tolist()
+    sources = groups.source_texts(file)
+    for i, (lo, hi) in enumerate(itertools.pairwise(bounds.tolist())):
         contract_id, period_id = groups.keys[i]
-        items = [(int(p_version[j]), int(p_amount[j]), int(p_count[j])) for j in range(lo, hi)]
+        items = list(zip(p_version[lo:hi], p_amount[lo:hi], p_count[lo:hi], strict=True))
         used = [price.versions[v] for v in dict.fromkeys(v for v, _, _ in items)]
         qty = sum(n for _, _, n in items)
         total = sum(n * a for _, a, n in items)
@@ -94,7 +97,7 @@ def priced_lines(
                 Explanation(
                     summary=f"{label} : {qty} {unit_word}",
                     formula=formula,
-                    inputs=((f"{unit_word} retenus", f"{qty} ({groups.source_lines(i, file)})"),),
+                    inputs=((f"{unit_word} retenus", f"{qty} ({sources[i]})"),),
                     parameters=(
                         *used,
                         *(
@@ -136,9 +139,6 @@ class _Groups:
         self.lines_sorted = lines[self.order]
         self._positions = np.flatnonzero(self.valid)
 
-    def size(self, i: int) -> int:
-        return int(self.ends[i] - self.starts[i])
-
     def grouped(self, rows: pd.DataFrame) -> pd.DataFrame:
         """``rows`` reordered group after group (one copy; then each group is a cheap slice)."""
         return rows.iloc[self._positions[self.order]]
@@ -149,9 +149,35 @@ class _Groups:
         group.attrs = dict(attrs)
         return group
 
-    def source_lines(self, i: int, file: str, limit: int = 8) -> str:
-        lines = np.sort(self.lines_sorted[self.starts[i] : self.ends[i]])
-        return _format_lines(file, lines, limit)
+    def source_texts(self, file: str, limit: int = 8) -> list[str]:
+        """'sessions.csv, ligne(s) 2, 5, 9…' (:func:`source_lines`) of every group, from one sort
+        of all the rows' lines (by group, then line; none when the rows are in file order), only
+        the first ``limit`` lines of each group made text."""
+        if not self.count:
+            return []
+        lines = self.lines_sorted
+        rising = lines[1:] > lines[:-1]
+        rising[self.starts[1:] - 1] = True  # a new group may start lower
+        # rows in file order keep their lines in order within each group: no sort then
+        if rising.all():
+            first = lines
+        elif lines.min() >= 0 and (int(self.sorted_code[-1]) + 1) * (int(lines.max()) + 1) < 2**62:
+            width = int(lines.max()) + 1  # (group, line) as one integer: one sort of values
+            first = np.sort(self.sorted_code * width + lines) % width
+        else:
+            first = lines[np.lexsort((lines, self.sorted_code))]
+        shown = np.minimum(self.ends - self.starts, limit)
+        offset = np.arange(int(shown.sum())) - np.repeat(np.cumsum(shown) - shown, shown)
+        take = np.repeat(self.starts, shown) + offset
+        texts = list(map(str, first[take].tolist()))
+        more = (self.ends - self.starts > limit).tolist()
+        ends = np.cumsum(shown).tolist()
+        out = []
+        begin = 0
+        for end, cut in zip(ends, more, strict=True):
+            out.append(f"{file}, ligne(s) {', '.join(texts[begin:end])}{'…' if cut else ''}")
+            begin = end
+        return out
 
 
 def _present(values: pd.Series) -> np.ndarray:
@@ -172,7 +198,9 @@ def _period_lookup(context: CalculationContext) -> dict:
     _PERIOD_CACHE[1] = {
         (c, p): {"payee_id": payee, "period_end": end}
         for c, p, payee, end in zip(
-            info["contract_id"], info["period_id"], info["payee_id"], info["period_end"], strict=True
+            *(info[col].tolist() for col in ("contract_id", "period_id", "payee_id")),
+            info["period_end"],
+            strict=True,
         )
     }
     _PERIOD_CACHE[0] = context.history
@@ -223,10 +251,12 @@ def zero_lines(
         reason_of = lambda i: reason(groups.rows_of(grouped, i, rows.attrs))  # noqa: E731
     info = _period_lookup(context)
     file = rows.attrs.get("file", "?")
+    sources = groups.source_texts(file)
+    sizes = (groups.ends - groups.starts).tolist()
     records = []
     for i in range(groups.count):
         contract_id, period_id = groups.keys[i]
-        n = groups.size(i)
+        n = sizes[i]
         records.append(
             _record(
                 context,
@@ -241,7 +271,7 @@ def zero_lines(
                 Explanation(
                     summary=f"{label} : {n} {unit_word}, rien n'est dû",
                     formula=f"{n} {unit_word} × 0,00 € = 0,00 €",
-                    inputs=((f"{unit_word} concernés", f"{n} ({groups.source_lines(i, file)})"),),
+                    inputs=((f"{unit_word} concernés", f"{n} ({sources[i]})"),),
                     parameters=tuple(parameters),
                     reason=reason_of(i),
                 ),
