@@ -1,11 +1,11 @@
 """A lines frame packed to cross from a forked child to its parent at little cost.
 
 Pickled as they are, each line's :class:`~nmr_engine.plugin.api.Explanation` is an object of its
-own, written field by field and rebuilt attribute by attribute (for the 18,868 lines of modules 1
-and 3 at national scale, 0.19 s of the 0.28 s a child's lines took to cross). Packed, the
-explanations travel as a few lists of texts, one per field, and their parameter tuples as
-positions in a list of the distinct tuples (lines share a few); the parent builds the same
-explanations again in one pass.
+own, written field by field and rebuilt attribute by attribute. Packed, the explanations travel
+as a few lists of texts, one per field, and their parameter tuples as positions in a list of the
+distinct tuples (lines share a few); the parent builds the same explanations again in one pass.
+For the 18,868 lines of modules 1 and 3 at national scale: dump and load 0.28 s as they are,
+0.07 s packed, plus 0.05 s to pack and unpack.
 """
 
 from __future__ import annotations
