@@ -212,7 +212,8 @@ def _period_rows(
                 )
     rows = {}
     for module, tuples in found.items():
-        columns = [list(c) for c in zip(*tuples, strict=True)] if tuples else [[] for _ in range(13)]
+        width = len(MODULE_PERIOD_COLUMNS) + 1  # the columns, then whether the row is selected
+        columns = [list(c) for c in zip(*tuples, strict=True)] if tuples else [[] for _ in range(width)]
         rows[module] = (dict(zip(MODULE_PERIOD_COLUMNS, columns[:-1], strict=True)), columns[-1])
     return rows
 

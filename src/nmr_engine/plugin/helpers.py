@@ -159,25 +159,16 @@ class _Groups:
         rising = lines[1:] > lines[:-1]
         rising[self.starts[1:] - 1] = True  # a new group may start lower
         # rows in file order keep their lines in order within each group: no sort then
-        if rising.all():
-            first = lines
-        elif lines.min() >= 0 and (int(self.sorted_code[-1]) + 1) * (int(lines.max()) + 1) < 2**62:
-            width = int(lines.max()) + 1  # (group, line) as one integer: one sort of values
-            first = np.sort(self.sorted_code * width + lines) % width
-        else:
-            first = lines[np.lexsort((lines, self.sorted_code))]
-        shown = np.minimum(self.ends - self.starts, limit)
+        first = lines if rising.all() else lines[sort_rows([self.sorted_code, lines])]
+        sizes = self.ends - self.starts
+        shown = np.minimum(sizes, limit)
         offset = np.arange(int(shown.sum())) - np.repeat(np.cumsum(shown) - shown, shown)
-        take = np.repeat(self.starts, shown) + offset
-        texts = list(map(str, first[take].tolist()))
-        more = (self.ends - self.starts > limit).tolist()
+        texts = list(map(str, first[np.repeat(self.starts, shown) + offset].tolist()))
         ends = np.cumsum(shown).tolist()
-        out = []
-        begin = 0
-        for end, cut in zip(ends, more, strict=True):
-            out.append(f"{file}, ligne(s) {', '.join(texts[begin:end])}{'…' if cut else ''}")
-            begin = end
-        return out
+        return [
+            _lines_text(file, texts[end - n : end], more)
+            for end, n, more in zip(ends, shown.tolist(), (sizes > limit).tolist(), strict=True)
+        ]
 
 
 def _present(values: pd.Series) -> np.ndarray:
@@ -319,9 +310,13 @@ def lines_text(file: str, lines, limit: int = 8) -> str:
 
 
 def _format_lines(file: str, lines: np.ndarray, limit: int = 8) -> str:
-    shown = ", ".join(map(str, np.asarray(lines[:limit]).tolist()))  # Python ints: str() of numpy ints is slow
-    more = "…" if len(lines) > limit else ""
-    return f"{file}, ligne(s) {shown}{more}"
+    shown = list(map(str, np.asarray(lines[:limit]).tolist()))  # Python ints: str() of numpy ints is slow
+    return _lines_text(file, shown, len(lines) > limit)
+
+
+def _lines_text(file: str, shown: list[str], more: bool) -> str:
+    """'sessions.csv, ligne(s) 2, 5, 9…': the lines shown, and "…" when there are more."""
+    return f"{file}, ligne(s) {', '.join(shown)}{'…' if more else ''}"
 
 
 def sort_rows(keys: Sequence[np.ndarray], sizes: Sequence[int] | None = None) -> np.ndarray:
