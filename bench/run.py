@@ -517,9 +517,10 @@ def main(argv=None) -> int:
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.stage:  # child process: one measurement, JSON on the last line
-        from nmr_engine.memory import avoid_huge_pages
+        from nmr_engine.memory import avoid_huge_pages, keep_freed_memory
 
         avoid_huge_pages()  # as the command line does; every stage alike, the bare read included
+        keep_freed_memory()
         print(json.dumps(STAGES[args.stage](Path(args.folder), args.period)))
         return 0
 

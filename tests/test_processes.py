@@ -85,6 +85,15 @@ def test_one_worker_computes_everything_here():
     assert {pid for _, pid in in_processes(_where, ["a", "b"], [1, 1], 1)} == {os.getpid()}
 
 
+def test_free_memory_is_handed_back_before_the_fork_only(monkeypatch):
+    calls = []
+    monkeypatch.setattr(processes, "release_free_memory", lambda: calls.append(os.getpid()))
+    assert in_processes(lambda x: (x, os.getpid()), [1, 2], [1, 1], 1) == [(1, os.getpid()), (2, os.getpid())]
+    assert calls == []  # one process: nothing to share
+    pids = [pid for _, pid in in_processes(lambda x: (x, os.getpid()), [1, 2], [1, 1], 2)]
+    assert calls == [os.getpid()] and len(set(pids)) == 2
+
+
 def test_an_item_whose_child_died_is_computed_again_here():
     parent = os.getpid()
 

@@ -8,8 +8,12 @@ here, at the top, as datasette does::
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .plugin.api import API_VERSION
-from .plugin.hookspecs import hookimpl
+from .simd import avoid_slow_sort
+
+avoid_slow_sort()  # before anything loads NumPy (see nmr_engine.simd)
+
+from .plugin.api import API_VERSION  # noqa: E402 (after avoid_slow_sort)
+from .plugin.hookspecs import hookimpl  # noqa: E402
 
 try:
     __version__ = version("nmr-engine")

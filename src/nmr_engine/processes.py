@@ -20,6 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from .errors import ConfigurationError
+from .memory import release_free_memory
 
 #: Environment variable: how many processes share a big calculation (its modules, its contract
 #: files); 1: one process.
@@ -114,6 +115,7 @@ def in_processes(work: Callable[[Any], Any], items: Sequence[Any], weights: Sequ
     _SHARED.update(work=work, items=items, order=first_order(weights), next=context.Value("q", participants))
     outcomes: dict[int, Any] = {}
     failed: set[int] = set()
+    release_free_memory()  # no page freed so far is then shared, to be copied on its first write
     try:
         with ProcessPoolExecutor(participants - 1, mp_context=context) as pool:
             futures = [pool.submit(_child, k) for k in range(1, participants)]  # one round trip each

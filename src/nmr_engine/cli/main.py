@@ -14,7 +14,7 @@ from rich.table import Table
 from ..engine import Workspace
 from ..errors import NmrError
 from ..inputs.snapshots import TableStore
-from ..memory import avoid_huge_pages
+from ..memory import avoid_huge_pages, keep_freed_memory
 from ..plugin.manager import PluginRegistry
 
 console = Console()
@@ -74,6 +74,7 @@ known_on_option = click.option(
 def cli() -> None:
     """nmr-engine : calcul des nouveaux modes de rémunération (maisons et pôles de santé)."""
     avoid_huge_pages()
+    keep_freed_memory()
 
 
 @cli.command()
