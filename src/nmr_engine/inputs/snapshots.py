@@ -37,6 +37,15 @@ by the kept table's key and a digest of the periods' and spans' values): the nex
 same contracts reads it back instead of placing millions of rows again; any other contracts name
 another file, computed and kept anew.
 
+**Row lookups between kept tables.** A plugin finds each row's row in another table by key
+(:func:`~nmr_engine.plugin.helpers.row_positions`: each child consultation's patient among 3.4 M,
+a third of a second at national scale). The answer depends on the two tables' key columns only:
+when every key column is still the very column read from a kept table (the same Arrow array, or
+the same category codes and categories, which pandas replaces when a row is removed or a value
+set; :func:`kept_origin`), the answer is
+kept too (``rows-<digest>.npy``, named by the kept tables' keys and columns) and read back by
+the next run.
+
 Kept tables are not removed when their file changes (the old one is simply no longer named);
 ``rm -r <data>/.tables`` is always safe.
 """
@@ -46,9 +55,11 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import weakref
 from pathlib import Path
 
 import attrs
+import numpy as np
 import pandas as pd
 
 from ..plugin.api import TableSpec
@@ -63,6 +74,8 @@ MIN_ROWS = 50_000
 SAMPLE_ROWS = 1_000
 #: A file is kept only when its last change is older than this (see the module doc).
 SETTLED_SECONDS = 2.0
+#: Format of the kept row lookups (``rows-<digest>.npy``).
+POSITIONS_FORMAT = 1
 _OFF = {"off", "0", "non", "no", "false"}
 
 
@@ -151,6 +164,8 @@ class TableStore:
         if list(frame.columns) != [c.name for c in spec.columns] + ["_line"]:
             return None
         frame.attrs = {"file": file}
+        for name in frame.columns:
+            _remember(frame[name], self.folder, f"{kept.stem}:{name}")
         self.hits += 1
         return frame
 
@@ -171,6 +186,95 @@ class TableStore:
             return False
         self.writes += 1
         return True
+
+
+def arrow_data(values: pd.Series):
+    """The Arrow array holding an Arrow-backed text column (immutable: the same array object
+    means the same values), or None for any other column. ``_pa_array`` is pandas' attribute;
+    without it no column is recognised."""
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        return getattr(values.array, "_pa_array", None)
+    return None
+
+
+#: The columns of kept tables read back in this process (see :func:`kept_origin`): id of the
+#: column's data (its Arrow array, or its category codes) -> (weak references to that data and
+#: to its categories or None, store folder, "<kept file>:<column>").
+_KEPT: dict[int, tuple] = {}
+
+
+def _column_data(values: pd.Series) -> tuple:
+    """What holds a column's values, as objects that are replaced (never changed) when a value or a
+    row changes: an Arrow-backed text column's Arrow array, a categorical's codes and categories;
+    (None, None) for any other column. ``_codes`` is pandas' attribute."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return getattr(values.array, "_codes", None), values.dtype.categories
+    return arrow_data(values), None
+
+
+def _remember(values: pd.Series, folder: Path, origin: str) -> None:
+    data, categories = _column_data(values)
+    if data is None or (categories is not None and data.flags.writeable):
+        return  # codes that could be changed in place are not vouched for (read back, they cannot)
+    key = id(data)
+    refs = (
+        weakref.ref(data, lambda _, key=key: _KEPT.pop(key, None)),
+        weakref.ref(categories) if categories is not None else None,
+    )
+    _KEPT[key] = (*refs, folder, origin)
+
+
+def kept_origin(values: pd.Series) -> tuple[Path, str] | None:
+    """(store folder, "<kept file>:<column>") when ``values`` holds the very data read from a kept
+    table's column (the same Arrow array, or the same codes and categories: the same values in the
+    same order), else None."""
+    data, categories = _column_data(values)
+    found = _KEPT.get(id(data)) if data is not None else None
+    if found is None or found[0]() is not data:
+        return None
+    if (found[1]() if found[1] is not None else None) is not categories:
+        return None
+    return found[2], found[3]
+
+
+def positions_name(table_origins: list[str], rows_origins: list[str]) -> str:
+    """The file name of a row lookup between kept columns (see the module doc; the kept tables'
+    names already hold the reader's versions)."""
+    key = repr((POSITIONS_FORMAT, table_origins, rows_origins)).encode("utf-8")
+    return f"rows-{hashlib.sha256(key).hexdigest()[:40]}.npy"
+
+
+def read_positions(folder: Path, name: str, rows: int, table_rows: int) -> np.ndarray | None:
+    """The row lookup kept as ``name`` in ``folder``: ``rows`` positions, each -1 or a row of a
+    table of ``table_rows`` rows; None when none is kept or it is not of that shape."""
+    try:
+        found = np.load(Path(folder) / name, allow_pickle=False)
+    except Exception:  # none, or unreadable: looked up again
+        return None
+    if found.shape != (rows,) or found.dtype.kind != "i":
+        return None
+    if rows and (int(found.min()) < -1 or int(found.max()) >= table_rows):
+        return None
+    return found.astype(np.int64, copy=False)
+
+
+def keep_positions(folder: Path, name: str, positions: np.ndarray) -> bool:
+    """Keep a row lookup as ``name`` in ``folder`` (through a temporary file renamed into place);
+    False when it cannot be written (nothing is left behind)."""
+    folder = Path(folder)
+    small = positions.astype(np.int32) if positions.size and int(positions.max()) < 2**31 - 1 else positions
+    try:
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".", suffix=".part")
+    except OSError:
+        return False
+    try:
+        with os.fdopen(handle, "wb") as out:
+            np.save(out, small, allow_pickle=False)
+        os.replace(temporary, folder / name)
+    except Exception:
+        Path(temporary).unlink(missing_ok=True)
+        return False
+    return True
 
 
 def periods_digest(*frames: pd.DataFrame) -> str:

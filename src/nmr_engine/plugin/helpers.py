@@ -11,11 +11,13 @@ from __future__ import annotations
 import itertools
 import weakref
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..errors import row_problems  # noqa: F401 - re-exported for plugin authors
+from ..inputs.snapshots import arrow_data, keep_positions, kept_origin, positions_name, read_positions
 from ..money import format_eur
 from ..parameters.model import ParamColumn, ParameterVersion
 from .api import CalculationContext, Explanation
@@ -406,9 +408,12 @@ def row_positions(table: pd.DataFrame, columns: Sequence[str], rows: pd.DataFram
     seen unchanged. An Arrow-backed text column is unchanged when it still holds the same Arrow
     array (Arrow arrays are immutable: pandas replaces the array when a value is set); any other
     column is unchanged when every row is found again at its row with equal key words (a frame
-    changed otherwise, or a row not found, is looked up anew)."""
+    changed otherwise, or a row not found, is looked up anew).
+
+    When every key column is still a column read from a table kept on disk, the answer is kept
+    next to it and read back by the next runs (see :mod:`nmr_engine.inputs.snapshots`)."""
     key = (id(table), id(rows), tuple(columns), tuple(keys))
-    held = [_arrow_data(table[c]) for c in columns] + [_arrow_data(rows[k]) for k in keys]
+    held = [arrow_data(table[c]) for c in columns] + [arrow_data(rows[k]) for k in keys]
     last = _LAST_POSITIONS.get(key)
     if last is not None and last[0]() is table and last[1]() is rows and _same_data(held, last[3]):
         sides = zip(held[: len(columns)], held[len(columns) :], strict=True)
@@ -419,31 +424,39 @@ def row_positions(table: pd.DataFrame, columns: Sequence[str], rows: pd.DataFram
         words = _key_words(table, [columns[i] for i in other], rows, [keys[i] for i in other], copy=False)
         if words is not None and _all_equal(*words, last[2], runs=len(other) == len(columns)):
             return last[2].copy()
-    words = _key_words(table, columns, rows, keys)
-    if words is not None:
-        found = _hash_match(*words)
-        if found is not None:
-            while len(_LAST_POSITIONS) >= 4:  # the last few answers only
-                del _LAST_POSITIONS[next(iter(_LAST_POSITIONS))]
-            _LAST_POSITIONS[key] = (weakref.ref(table), weakref.ref(rows), found.copy(), held)
-            for frame in (table, rows):  # the Arrow arrays held are let go with their frames
-                weakref.finalize(frame, _LAST_POSITIONS.pop, key, None)
+    kept = _kept_lookup(table, columns, rows, keys)
+    found = read_positions(*kept, len(rows), len(table)) if kept is not None else None
+    if found is None:
+        words = _key_words(table, columns, rows, keys)
+        found = _hash_match(*words) if words is not None else None
+        if found is None:
+            found = _row_positions_exact(table, columns, rows, keys)
+            if kept is not None:
+                keep_positions(*kept, found)
             return found
-    return _row_positions_exact(table, columns, rows, keys)
+        if kept is not None:
+            keep_positions(*kept, found)
+    while len(_LAST_POSITIONS) >= 4:  # the last few answers only
+        del _LAST_POSITIONS[next(iter(_LAST_POSITIONS))]
+    _LAST_POSITIONS[key] = (weakref.ref(table), weakref.ref(rows), found.copy(), held)
+    for frame in (table, rows):  # the Arrow arrays held are let go with their frames
+        weakref.finalize(frame, _LAST_POSITIONS.pop, key, None)
+    return found
+
+
+def _kept_lookup(table, columns, rows, keys) -> tuple[Path, str] | None:
+    """(store folder, file name) of the lookup kept for these key columns when every one of them
+    is a column read from a kept table of one store (see :func:`~nmr_engine.inputs.snapshots.kept_origin`)."""
+    origins = [kept_origin(table[c]) for c in columns] + [kept_origin(rows[k]) for k in keys]
+    if not origins or any(o is None for o in origins) or len({o[0] for o in origins}) != 1:
+        return None
+    names = [o[1] for o in origins]
+    return origins[0][0], positions_name(names[: len(columns)], names[len(columns) :])
 
 
 #: The last answers of :func:`row_positions`: (table id, rows id, columns, keys) -> (weak
 #: references to the two frames, positions, the key columns' Arrow arrays or None).
 _LAST_POSITIONS: dict = {}
-
-
-def _arrow_data(values: pd.Series):
-    """The Arrow array holding an Arrow-backed text column (immutable: the same array object
-    means the same values), or None for any other column. ``_pa_array`` is pandas' attribute;
-    without it every column is checked word by word."""
-    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
-        return getattr(values.array, "_pa_array", None)
-    return None
 
 
 def _same_data(now: list, before: list) -> bool:
