@@ -28,8 +28,10 @@ own:
 A stage is a function of the data set folder and the period in ``STAGES``, with its cells in
 ``COLUMNS``/``table_row``.
 
-Every stage runs with ordinary memory pages, as ``nmr`` does (``nmr_engine.memory``; the bare
-read is measured the same way).
+Every stage runs with ordinary memory pages and with freed memory kept for the next arrays, as
+``nmr`` does (``nmr_engine.memory``), and imports ``nmr_engine`` before NumPy (on AMD Zen 4,
+NumPy's AVX-512 code is then off, see ``nmr_engine.simd``); the bare read is measured the same
+way.
 
 It prints a table per scale, the ratios (engine / bare read, reference / engine), the
 growth between consecutive scales (time ratio for a data ratio), and writes everything to

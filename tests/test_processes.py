@@ -81,6 +81,46 @@ def test_a_process_free_before_the_others_takes_the_items_left():
     assert pids[0] == os.getpid() and pids[1] == pids[2] == pids[3] != os.getpid()
 
 
+class _Unreadable:
+    """Pickled in a child, it cannot be read back in the parent."""
+
+    def __reduce__(self):
+        return (_refuse_to_load, ())
+
+
+def _refuse_to_load():
+    raise ValueError("illisible")
+
+
+def _unreadable_in_a_child(item):
+    return (item, os.getpid(), _Unreadable()) if item == "b" else (item, os.getpid(), None)
+
+
+def test_a_childs_results_are_received_here_and_leave_no_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(processes, "_SPILL_DIR", str(tmp_path))
+    seen = []
+
+    def received(value):
+        seen.append(value)
+        return ("reçu", *value)
+
+    results = in_processes(_where, ["a", "b", "c"], [3, 2, 1], 2, received)
+    here = os.getpid()
+    assert results[0] == ("a", here)  # computed here: given as it is
+    from_child = [r for r in results[1:] if r[0] == "reçu"]
+    assert from_child and all(r[2] != here for r in from_child)
+    assert sorted(v[0] for v in seen) == sorted(r[1] for r in from_child)
+    assert list(tmp_path.iterdir()) == []  # the results' files and their folder are gone
+
+
+def test_a_result_that_cannot_be_read_back_is_computed_again_here(tmp_path, monkeypatch):
+    monkeypatch.setattr(processes, "_SPILL_DIR", str(tmp_path))
+    results = in_processes(_unreadable_in_a_child, ["a", "b"], [2, 1], 2)
+    here = os.getpid()
+    assert [r[:2] for r in results] == [("a", here), ("b", here)]  # b came back unreadable
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_one_worker_computes_everything_here():
     assert {pid for _, pid in in_processes(_where, ["a", "b"], [1, 1], 1)} == {os.getpid()}
 

@@ -294,10 +294,14 @@ class Workspace:
                 lines = pack_lines(lines)  # cheaper to send back (see packed_lines)
             return problems, lines, set(self.parameters.stale_warnings)
 
-        done = processes.in_processes(run, runs, rows, workers)
+        def received(outcome: tuple[list, Any, set[str]]) -> tuple[list, Any, set[str]]:
+            problems, lines, stale = outcome
+            return problems, unpack_lines(lines), stale
+
+        done = processes.in_processes(run, runs, rows, workers, received)
         for _, _, stale in done:
             self.parameters.stale_warnings |= stale
-        return [(problems, unpack_lines(lines)) for problems, lines, _ in done]
+        return [(problems, lines) for problems, lines, _ in done]
 
     def _run_plugin(self, code: str, context: CalculationContext) -> pd.DataFrame:
         registered = self.registry.modules()[code]

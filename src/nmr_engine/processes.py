@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
+import shutil
+import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -57,6 +61,9 @@ def first_order(weights: Sequence[int]) -> list[int]:
     return sorted(range(len(weights)), key=lambda i: (-weights[i], i))
 
 
+#: Where children leave their results for the parent (memory, not disk, where Linux has it).
+_SPILL_DIR = "/dev/shm"
+
 #: The work of :func:`in_processes` while it runs: forked children find it here (nothing is sent).
 _SHARED: dict[str, Any] = {}
 
@@ -71,70 +78,160 @@ def in_child() -> bool:
 _IN_CHILD = False
 
 
-def _child(pinned: int) -> list[tuple[int, bool, Any]]:
-    """In a child: its pinned item, then each item it claims until none is left, as
-    ``(position, True, result)``, or ``(position, False, None)`` where one raised (the parent
-    computes that one again, and raises there)."""
+def _child(pinned: int | None) -> tuple[int, bool, Any] | None:
+    """In a child: its pinned item (``pinned``, a rank in :func:`first_order`), or else the next
+    item left, as ``(position, True, result)``, or ``(position, False, None)`` where it raised
+    (the parent computes that one again, and raises there); None when no item is left. One item
+    per call: its result goes back at once, while the child goes on with the next."""
     global _IN_CHILD
     _IN_CHILD = True
-    out: list[tuple[int, bool, Any]] = []
-    for position in _claimed(pinned):
-        try:
-            out.append((position, True, _SHARED["work"](_SHARED["items"][position])))
-        except Exception:
-            out.append((position, False, None))
-    return out
+    position = _SHARED["order"][pinned] if pinned is not None else _claim()
+    if position is None:
+        return None
+    try:
+        result = _SHARED["work"](_SHARED["items"][position])
+    except Exception:
+        return position, False, None
+    return position, True, _spill(result)
+
+
+def _spill(value: Any) -> str:
+    """``value`` pickled into a file of the call's spill folder, whose path goes back instead.
+    Sent through the executor's pipe (64 kB at a time), megabytes of lines kept the child waiting
+    until the parent, busy computing, had read them all, one switch of Python's lock per piece."""
+    handle, path = tempfile.mkstemp(dir=_SHARED["spill"], suffix=".pickle")
+    with os.fdopen(handle, "wb") as out:
+        pickle.dump(value, out, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
+
+
+def _unspill(path: str) -> Any:
+    with open(path, "rb") as spilled:
+        value = pickle.load(spilled)
+    os.unlink(path)
+    return value
 
 
 def _claimed(pinned: int):
     """The positions this process computes: the item pinned to it, then the next unclaimed one in
-    :func:`first_order`, one at a time, while any is left (claimed under the shared counter's lock)."""
+    :func:`first_order`, one at a time, while any is left."""
+    yield _SHARED["order"][pinned]
+    while (position := _claim()) is not None:
+        yield position
+
+
+def _claim() -> int | None:
+    """The next unclaimed position in :func:`first_order` (claimed under the shared counter's
+    lock), or None when every item is taken."""
     order, counter = _SHARED["order"], _SHARED["next"]
-    yield order[pinned]
-    while True:
-        with counter.get_lock():
-            taken = counter.value
-            counter.value = taken + 1
-        if taken >= len(order):
+    with counter.get_lock():
+        taken = counter.value
+        counter.value = taken + 1
+    return order[taken] if taken < len(order) else None
+
+
+class _Children:
+    """The parent's side of the children's items: each child computes one item per task, and a
+    new task is asked for whenever a result comes back (in the executor's thread). Each child has
+    two tasks asked at a time (its pinned item, then the next left): it starts the next one
+    without waiting for its last result to be read. A task that finds no item left, or fails, is
+    not followed."""
+
+    def __init__(self, pool: ProcessPoolExecutor, children: int):
+        self.pool = pool
+        self.results: list[tuple[int, bool, Any]] = []
+        self.changed = threading.Condition()
+        self.live = 2 * children  # tasks asked for and not yet ended
+        for k in range(1, children + 1):
+            self._ask(k)
+            self._ask(None)
+
+    def _ask(self, pinned: int | None) -> None:
+        try:
+            self.pool.submit(_child, pinned).add_done_callback(self._done)
+        except Exception:  # the pool is broken: this child's items are computed again here
+            self._end(None)
+
+    def _done(self, future) -> None:
+        try:
+            outcome = future.result()
+        except BaseException:  # whatever happened there, this process computes its items again
+            outcome = None
+        if outcome is None:
+            self._end(None)
             return
-        yield order[taken]
+        with self.changed:
+            self.results.append(outcome)
+            self.changed.notify()
+        self._ask(None)
+
+    def _end(self, _) -> None:
+        with self.changed:
+            self.live -= 1
+            self.changed.notify()
+
+    def wait(self, received: Callable[[Any], Any] | None) -> list[tuple[int, bool, Any]]:
+        """Every result sent back, read (and given to ``received``) as soon as it is there, until
+        no child has an item left; ``ok`` False: computed again here, also when a result cannot
+        be read back."""
+        out: list[tuple[int, bool, Any]] = []
+        while True:
+            with self.changed:
+                while len(out) == len(self.results) and self.live > 0:
+                    self.changed.wait()
+                new, over = self.results[len(out) :], self.live == 0
+            for position, ok, path in new:
+                try:
+                    value = _unspill(path) if ok else None
+                    out.append((position, ok, received(value) if ok and received else value))
+                except Exception:
+                    out.append((position, False, None))
+            if over and len(out) == len(self.results):
+                return out
 
 
-def in_processes(work: Callable[[Any], Any], items: Sequence[Any], weights: Sequence[int], workers: int) -> list:
+def in_processes(
+    work: Callable[[Any], Any],
+    items: Sequence[Any],
+    weights: Sequence[int],
+    workers: int,
+    received: Callable[[Any], Any] | None = None,
+) -> list:
     """``work(item)`` of every item, in order, as in one process. With ``workers`` ≥ 2 and as
     many items, this process and ``workers - 1`` forked children share them, heaviest first by
     ``weights`` (:func:`first_order`): each starts with one of the heaviest, then takes the next
     item left whenever it is free (no process waits while another has several left, whatever the
-    items really cost); children send their results back. An item whose child failed is computed
-    again here; the first item in order that raises raises, as in one process."""
+    items really cost); a child sends each result back as soon as it is computed. An item whose
+    child failed is computed again here; the first item in order that raises raises, as in one
+    process. ``received``, when given, is applied here to each result of a child as soon as it is
+    back (e.g. to unpack it while the others are computed)."""
     participants = min(workers, len(items))
     if participants < 2:
         return [work(item) for item in items]
     context = multiprocessing.get_context("fork")
     outer = dict(_SHARED)  # a call made by a piece of work (in this process or a child) comes back to it
-    _SHARED.update(work=work, items=items, order=first_order(weights), next=context.Value("q", participants))
+    spill = tempfile.mkdtemp(prefix="nmr-results-", dir=_SPILL_DIR if os.path.isdir(_SPILL_DIR) else None)
+    _SHARED.update(
+        work=work, items=items, order=first_order(weights), next=context.Value("q", participants), spill=spill
+    )
     outcomes: dict[int, Any] = {}
     failed: set[int] = set()
     release_free_memory()  # no page freed so far is then shared, to be copied on its first write
     try:
         with ProcessPoolExecutor(participants - 1, mp_context=context) as pool:
-            futures = [pool.submit(_child, k) for k in range(1, participants)]  # one round trip each
+            children = _Children(pool, participants - 1)
             for i in _claimed(0):
                 try:
                     outcomes[i] = work(items[i])
                 except Exception as exc:  # raised below, in item order
                     outcomes[i] = exc
                     failed.add(i)
-            for future in futures:
-                try:
-                    done = future.result()
-                except Exception:  # whatever happened there, this process computes its items again
-                    done = []
-                for i, ok, value in done:
-                    outcomes[i] = value if ok else _AGAIN
+            for i, ok, value in children.wait(received):
+                outcomes[i] = value if ok else _AGAIN
     finally:
         _SHARED.clear()
         _SHARED.update(outer)
+        shutil.rmtree(spill, ignore_errors=True)
     results = []
     for i, item in enumerate(items):
         if outcomes.get(i, _AGAIN) is _AGAIN:
