@@ -78,21 +78,29 @@ def in_child() -> bool:
 _IN_CHILD = False
 
 
-def _child(pinned: int | None) -> tuple[int, bool, Any] | None:
+def _child(pinned: int | None, count: int) -> tuple[list[tuple[int, bool]], str] | None:
     """In a child: its pinned item (``pinned``, a rank in :func:`first_order`), or else the next
-    item left, as ``(position, True, result)``, or ``(position, False, None)`` where it raised
-    (the parent computes that one again, and raises there); None when no item is left. One item
-    per call: its result goes back at once, while the child goes on with the next."""
+    item left, then the next ones up to ``count`` items: ``(position, ok)`` of each (``ok`` False
+    where it raised: the parent computes that one again, and raises there) and the file of their
+    results (:func:`_spill`); None when no item was left. Its results go back when the task ends,
+    while the child goes on with its next task."""
     global _IN_CHILD
     _IN_CHILD = True
+    work, items = _SHARED["work"], _SHARED["items"]
+    done: list[tuple[int, bool]] = []
+    values: list[Any] = []
     position = _SHARED["order"][pinned] if pinned is not None else _claim()
-    if position is None:
-        return None
-    try:
-        result = _SHARED["work"](_SHARED["items"][position])
-    except Exception:
-        return position, False, None
-    return position, True, _spill(result)
+    while position is not None:
+        try:
+            values.append(work(items[position]))
+            done.append((position, True))
+        except Exception:
+            values.append(None)
+            done.append((position, False))
+        if len(done) >= count:
+            break
+        position = _claim()
+    return (done, _spill(values)) if done else None
 
 
 def _spill(value: Any) -> str:
@@ -131,15 +139,16 @@ def _claim() -> int | None:
 
 
 class _Children:
-    """The parent's side of the children's items: each child computes one item per task, and a
-    new task is asked for whenever a result comes back (in the executor's thread). Each child has
-    two tasks asked at a time (its pinned item, then the next left): it starts the next one
-    without waiting for its last result to be read. A task that finds no item left, or fails, is
-    not followed."""
+    """The parent's side of the children's items: each child computes ``count`` items per task
+    (one when there are few), and a new task is asked for whenever a task's results come back (in
+    the executor's thread). Each child has two tasks asked at a time (its pinned item, then the
+    next left): it starts the next one without waiting for its last results to be read. A task
+    that finds no item left, or fails, is not followed."""
 
-    def __init__(self, pool: ProcessPoolExecutor, children: int):
+    def __init__(self, pool: ProcessPoolExecutor, children: int, count: int):
         self.pool = pool
-        self.results: list[tuple[int, bool, Any]] = []
+        self.count = count
+        self.results: list[tuple[list[tuple[int, bool]], str]] = []
         self.changed = threading.Condition()
         self.live = 2 * children  # tasks asked for and not yet ended
         for k in range(1, children + 1):
@@ -148,9 +157,9 @@ class _Children:
 
     def _ask(self, pinned: int | None) -> None:
         try:
-            self.pool.submit(_child, pinned).add_done_callback(self._done)
+            self.pool.submit(_child, pinned, self.count).add_done_callback(self._done)
         except Exception:  # the pool is broken: this child's items are computed again here
-            self._end(None)
+            self._end()
 
     def _done(self, future) -> None:
         try:
@@ -158,14 +167,14 @@ class _Children:
         except BaseException:  # whatever happened there, this process computes its items again
             outcome = None
         if outcome is None:
-            self._end(None)
+            self._end()
             return
         with self.changed:
             self.results.append(outcome)
             self.changed.notify()
         self._ask(None)
 
-    def _end(self, _) -> None:
+    def _end(self) -> None:
         with self.changed:
             self.live -= 1
             self.changed.notify()
@@ -175,18 +184,22 @@ class _Children:
         no child has an item left; ``ok`` False: computed again here, also when a result cannot
         be read back."""
         out: list[tuple[int, bool, Any]] = []
+        taken = 0  # tasks' results read
         while True:
             with self.changed:
-                while len(out) == len(self.results) and self.live > 0:
+                while taken == len(self.results) and self.live > 0:
                     self.changed.wait()
-                new, over = self.results[len(out) :], self.live == 0
-            for position, ok, path in new:
+                new, over = self.results[taken:], self.live == 0
+            for done, path in new:
                 try:
-                    value = _unspill(path) if ok else None
-                    out.append((position, ok, received(value) if ok and received else value))
+                    values = _unspill(path)
+                    pairs = zip(done, values, strict=True)
+                    got = [(i, ok, received(v) if ok and received else v) for (i, ok), v in pairs]
                 except Exception:
-                    out.append((position, False, None))
-            if over and len(out) == len(self.results):
+                    got = [(i, False, None) for i, _ in done]
+                out.extend(got)
+                taken += 1
+            if over and taken == len(self.results):
                 return out
 
 
@@ -219,7 +232,8 @@ def in_processes(
     release_free_memory()  # no page freed so far is then shared, to be copied on its first write
     try:
         with ProcessPoolExecutor(participants - 1, mp_context=context) as pool:
-            children = _Children(pool, participants - 1)
+            # a few items per task when there are many (contract files), one when few (modules)
+            children = _Children(pool, participants - 1, max(1, len(items) // (8 * participants)))
             for i in _claimed(0):
                 try:
                     outcomes[i] = work(items[i])
