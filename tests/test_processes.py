@@ -121,6 +121,23 @@ def test_a_result_that_cannot_be_read_back_is_computed_again_here(tmp_path, monk
     assert list(tmp_path.iterdir()) == []
 
 
+def test_many_small_items_go_back_a_few_at_a_time(monkeypatch):
+    spills = multiprocessing.get_context("fork").Value("i", 0)
+    original = processes._spill
+
+    def counted(values):
+        with spills.get_lock():
+            spills.value += 1
+        return original(values)
+
+    monkeypatch.setattr(processes, "_spill", counted)
+    results = in_processes(_where, list(range(64)), [1] * 64, 2)
+    assert [item for item, _ in results] == list(range(64))
+    in_child = sum(pid != os.getpid() for _, pid in results)
+    assert in_child >= 1
+    assert spills.value <= -(-in_child // 4)  # 64 items, 2 processes: 4 per task
+
+
 def test_one_worker_computes_everything_here():
     assert {pid for _, pid in in_processes(_where, ["a", "b"], [1, 1], 1)} == {os.getpid()}
 
