@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nmr_engine.engine import Workspace
-from nmr_engine.plugin.helpers import sort_rows
+from nmr_engine.plugin.helpers import sort_key, sort_rows
 
 from .conftest import write_contract, write_table
 from .test_etp import PROGRAMMES, cycle, sessions
@@ -35,6 +35,23 @@ def test_sort_rows_too_wide_for_one_int64_falls_back_to_lexsort():
 def test_sort_rows_negative_keys_sort_first():
     keys = np.array([2, -1, 0, -1, 2])
     assert sort_rows([keys]).tolist() == np.argsort(keys, kind="stable").tolist() == [1, 3, 2, 0, 4]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        np.array([], dtype=np.int64),
+        np.array([3, 1, 3, 0, 1, 3], dtype=np.int32),  # ties: in row order
+        np.random.default_rng(4).integers(0, 2**20, 3_000),
+        np.random.default_rng(5).integers(0, 2**62, 300),  # too wide to pack with the rows
+        np.array([2, -1, 0, -1, 2]),  # negative: as sort_rows, first
+    ],
+)
+def test_sort_key_gives_the_stable_order_and_the_sorted_key(key):
+    order, sorted_key = sort_key(key)
+    expected = np.argsort(key, kind="stable")
+    assert order.tolist() == expected.tolist()
+    assert sorted_key.tolist() == key[expected].tolist() and sorted_key.dtype == np.int64
 
 
 def _reference_order(key, day, diag, line):

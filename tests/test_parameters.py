@@ -109,6 +109,31 @@ def test_vectorised_lookup_equals_the_scalar_one_on_many_days_with_nat(store, sp
     assert col.version_at(0).start == dt.date(2015, 1, 1)  # the last version
 
 
+@pytest.mark.parametrize("with_nat", [False, True])
+def test_the_comparison_of_times_with_few_versions_gives_the_day_lookups_answer(store, monkeypatch, with_nat):
+    from nmr_engine.parameters import model
+
+    rng = np.random.default_rng(11)
+    n = 4_000
+    days = np.datetime64("2012-06-01") + rng.integers(-1_200, 1_200, n).astype("m8[D]")
+    times = days.astype("datetime64[ns]") + rng.integers(0, 86_400_000_000_000, n).astype("m8[ns]")
+    times[:3] = np.array(["2010-01-01", "2013-01-01", "2012-12-31T23:59:59.999999999"], dtype="datetime64[ns]")
+    if with_nat:
+        times[5::11] = np.datetime64("NaT")
+    contracts = pd.Series(np.where(rng.random(n) < 0.5, "C1", "C2"))
+
+    def lookup():
+        store.stale_warnings.clear()
+        col = store.column("m.amount", contracts, pd.Series(times))
+        return col.index.tolist(), [v.id for v in col.versions], set(store.stale_warnings)
+
+    fast = lookup()
+    monkeypatch.setattr(model, "_FEW_VERSIONS", 0)  # every lookup by day numbers
+    assert lookup() == fast
+    assert fast[0][:3] == [0, 1, 0]  # midnight of a start is in it; the nanosecond before is not
+    assert bool(fast[2]) is not with_nat  # past the review stamp: warned (not checked with a NaT, as before)
+
+
 def test_use_past_the_review_stamp_is_warned(store):
     store.at("m.amount", dt.date(2014, 3, 1))
     [warning] = store.stale_warnings

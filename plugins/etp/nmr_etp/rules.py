@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from nmr_engine.plugin import CalculationContext, lines_frame
-from nmr_engine.plugin.helpers import in_computed_periods, priced_lines, sort_rows, zero_lines
+from nmr_engine.plugin.helpers import in_computed_periods, priced_lines, sort_key, sort_rows, zero_lines
 
 
 def calculate(context: CalculationContext) -> pd.DataFrame:
@@ -436,15 +436,19 @@ def _required_at(context: CalculationContext, s: pd.DataFrame, rows: np.ndarray)
 def _patient_key(codes: list[np.ndarray]) -> np.ndarray:
     """One non-negative int64 per row for its tuple of ``codes`` (-1: missing), in the order of
     the tuples (missing first, as ``np.lexsort`` puts -1)."""
-    codes = [np.asarray(c, dtype=np.int64) for c in codes]
+    codes = [np.asarray(c) for c in codes]
     sizes = [int(c.max(initial=-1)) + 2 for c in codes]
     if int(np.prod(sizes, dtype=object)) >= 2**62:  # too many distinct values for one key
-        return np.unique(np.stack(codes), axis=1, return_inverse=True)[1].reshape(-1).astype(np.int64)
-    key = codes[0] + 1
+        stacked = np.stack([c.astype(np.int64) for c in codes])
+        return np.unique(stacked, axis=1, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    # (((c0 + 1) × s1 + c1 + 1) × s2 + c2 + 1)…: the ones added once at the end, in place
+    key = codes[0].astype(np.int64)
+    offset = 1
     for c, size in zip(codes[1:], sizes[1:], strict=True):
         key *= size
         key += c
-        key += 1
+        offset = offset * size + 1
+    key += offset
     return key
 
 
@@ -464,8 +468,8 @@ def _order_by_key(key: np.ndarray, day: np.ndarray, diag: np.ndarray, line: np.n
         order = np.lexsort((line, day2, key))
         key_s, day2_s = key[order], day2[order]
     else:
-        order = sort_rows([key])
-        key_s, day2_s = key[order], day2[order]
+        order, key_s = sort_key(key)
+        day2_s = day2[order]
         if bool(((key_s[1:] == key_s[:-1]) & (day2_s[1:] < day2_s[:-1])).any()):
             by_day = sort_rows([day2])
             order = by_day[sort_rows([key[by_day]])]

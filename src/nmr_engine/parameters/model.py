@@ -157,6 +157,22 @@ def _day_numbers(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ns // _NS_PER_DAY, known
 
 
+_NAT = np.iinfo(np.int64).min
+#: Up to this many versions (starting within ±270 years of 1970), :meth:`ParameterStore.column`
+#: compares each row's time with each start.
+_FEW_VERSIONS = 8
+
+
+def _starts_passed(ns: np.ndarray, starts_ns: np.ndarray) -> np.ndarray:
+    """For each time (int64 nanoseconds, no NaT), the position of the last of the ascending
+    ``starts_ns`` on or before it (-1: none): what :func:`_versions_in_force` gives on the days
+    (a start is midnight, so a time is on or after it exactly when its day is)."""
+    index = np.full(len(ns), -1, dtype=np.int64)
+    for start in starts_ns.tolist():
+        index += ns >= start
+    return index
+
+
 def _versions_in_force(starts: np.ndarray, days: np.ndarray, known: np.ndarray) -> np.ndarray:
     """For each day, the position of the last start on or before it (-1: none), as
     ``np.searchsorted(starts, days, side="right") - 1``: looked up once per day of the span of
@@ -235,11 +251,19 @@ class ParameterStore:
         raw = np.asarray(dates) if isinstance(dates, (pd.Series, pd.Index, np.ndarray)) else None
         if raw is None or raw.dtype.kind != "M":  # not already datetime64: parse (dates, Timestamps, text)
             raw = pd.to_datetime(dates).to_numpy()
-        days, known = _day_numbers(raw)
         starts = np.array([v.start for v in param.versions], dtype="datetime64[D]")
-        index = _versions_in_force(starts.view(np.int64), days, known)
-        if not known.all():  # NaT: where numpy's search puts it (after every start)
-            index[~known] = np.searchsorted(starts, raw[~known].astype("datetime64[D]"), side="right") - 1
+        ns = raw.astype("datetime64[ns]", copy=False).view(np.int64)
+        few = len(starts) <= _FEW_VERSIONS and (not len(starts) or int(np.abs(starts.view(np.int64)).max()) < 100_000)
+        if few and (not ns.size or int(ns.min()) != _NAT):
+            # no NaT and few versions: count the starts on or before each day (one comparison per
+            # version, no day numbers for every row)
+            days, known = None, None
+            index = _starts_passed(ns, starts.view(np.int64) * _NS_PER_DAY)
+        else:
+            days, known = _day_numbers(raw)
+            index = _versions_in_force(starts.view(np.int64), days, known)
+            if not known.all():  # NaT: where numpy's search puts it (after every start)
+                index[~known] = np.searchsorted(starts, raw[~known].astype("datetime64[D]"), side="right") - 1
         contracts = None  # converted only when the parameter has contract overrides
         for (contract_id, oname), overrides in self._overrides.items():
             if oname != name:
@@ -249,6 +273,8 @@ class ParameterStore:
             rows = np.flatnonzero(contracts == contract_id)
             if rows.size == 0:
                 continue
+            if days is None:
+                days, known = _day_numbers(raw)
             for version in overrides:  # sorted by start: later ones win (NaT: never)
                 day_rows = days[rows]
                 hit = known[rows] & (day_rows >= _day_number(version.start))
@@ -257,8 +283,9 @@ class ParameterStore:
                 if hit.any():
                     versions.append(version)
                     index[rows[hit]] = len(versions) - 1
-        if len(days) and known.all() and param.last_value_still_valid_on is not None:  # (a NaT: no check)
-            latest = int(days.max())
+        all_known = known is None or bool(known.all())
+        if len(ns) and all_known and param.last_value_still_valid_on is not None:  # (a NaT: no check)
+            latest = int(ns.max()) // _NS_PER_DAY
             if latest > _day_number(param.last_value_still_valid_on):
                 self._check_stale(param, _EPOCH + dt.timedelta(days=latest))
         # -1 (before any version) maps to the sentinel slot len(versions) in ParamColumn.

@@ -352,6 +352,26 @@ def sort_rows(keys: Sequence[np.ndarray], sizes: Sequence[int] | None = None) ->
     return packed
 
 
+def sort_key(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row order by one non-negative integer ``key`` (ties in row order, as :func:`sort_rows`) and
+    ``key`` in that order: both read from the one packed sort (the sorted key is not gathered
+    from the rows again, a pass of random reads at millions of rows)."""
+    key = np.asarray(key)
+    n = len(key)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), key.astype(np.int64)
+    row_bits = max(int(n - 1).bit_length(), 1)
+    if int(key.min()) < 0 or (int(key.max()) + 1).bit_length() + row_bits > 63:
+        order = sort_rows([key])
+        return order, key[order].astype(np.int64, copy=False)
+    packed = np.left_shift(key, row_bits, dtype=np.int64)
+    packed |= np.arange(n, dtype=np.int64)
+    packed.sort()
+    order = packed & ((1 << row_bits) - 1)
+    packed >>= row_bits  # the keys, in place
+    return order, packed
+
+
 # -- row lookups on keys (appended: generic, for any plugin) ----------------------------------
 def joint_codes(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray, int]:
     """Codes of ``a`` and ``b`` in one space of equal values (0 for a missing value, so two missing
