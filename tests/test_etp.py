@@ -212,7 +212,7 @@ def test_explanations_name_their_inputs_and_sources(etp):
 def test_programme_of_each_session():
     import numpy as np
     import pandas as pd
-    from nmr_etp.rules import declared_programmes
+    from nmr_etp.rules import declared_programmes, undeclared_rows
 
     progs = pd.DataFrame({"contract_id": ["C2", "C1", "C1", "C3"], "programme_id": ["P1", "P2", "P1", "P1"]})
     contracts, programme_ids = pd.Index(["C1", "C2"]), pd.Index(["P1", "P2"])
@@ -221,6 +221,10 @@ def test_programme_of_each_session():
     programme_code = np.array([0, 0, 1, 1, 0])
     rows = declared_programmes(progs, contracts, programme_ids, contract_code, programme_code)
     assert rows.tolist() == [2, 0, -1, 1, -1]
+    # the checks' path: the same undeclared sessions, found from the cells used
+    assert undeclared_rows(progs, contracts, programme_ids, contract_code, programme_code).tolist() == [2, 4]
+    declared = [0, 0, 1, 0]  # only declared (contract, programme) pairs: nothing to report
+    assert undeclared_rows(progs, contracts, programme_ids, np.array([0, 1, 0, 0]), np.array(declared)).size == 0
 
 
 def test_session_order_breaks_ties_by_file_line():

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from nmr_engine.decimals import DECIMAL
 from nmr_engine.errors import Problem, row_problems
 from nmr_engine.plugin import API_VERSION, ModuleSpec, hookimpl
+from nmr_engine.plugin.helpers import row_positions
 from nmr_engine.plugin.intervals import overlapping_intervals
 
 from . import __version__
@@ -76,10 +76,8 @@ def nmr_validate_inputs(module, tables):
             f"chevauche celui de la ligne {r['_prev_line']}"
         ),
     )
-    medecin = (staff["role"] == "medecin").to_numpy(dtype=bool)
-    doctors = set(zip(staff["contract_id"].to_numpy()[medecin], staff["person_id"].to_numpy()[medecin], strict=True))
-    named = zip(conc["contract_id"], conc["doctor_id"], strict=True)
-    known = np.fromiter((key in doctors for key in named), dtype=bool, count=len(conc))
+    doctors = staff.loc[staff["role"] == "medecin", ["contract_id", "person_id"]].drop_duplicates()
+    known = row_positions(doctors, ["contract_id", "person_id"], conc, ["contract_id", "doctor_id"]) >= 0
     problems += _problems(
         conc,
         ~known,

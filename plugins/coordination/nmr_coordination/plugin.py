@@ -197,7 +197,13 @@ def _parameter_problems(context) -> list[Problem]:
     seen = set()
     history = context.history
     at = VersionsAt(context)
-    for contract_id, start in zip(history["contract_id"], history["active_start"], strict=True):
+    # each (contract with its own values, else any, first day) once, in the order of the rows
+    own = {contract_id for contract_id, _ in at.overridden}
+    asked = dict.fromkeys(
+        (contract_id if contract_id in own else None, start)
+        for contract_id, start in zip(history["contract_id"].tolist(), history["active_start"].tolist(), strict=True)
+    )
+    for contract_id, start in asked:
         day = start.date()
         for name, check in (("objectives.scoring", _scoring_problem), ("payment.instalments", _instalments_problem)):
             version = at(name, day, contract_id)

@@ -2,13 +2,11 @@
 
 from pathlib import Path
 
-import numpy as np
-
 from nmr_engine.errors import Problem
 from nmr_engine.plugin import API_VERSION, ModuleSpec, hookimpl
 
 from . import __version__
-from .rules import calculate, category_codes, declared_programmes
+from .rules import calculate, category_codes, undeclared_rows
 from .synth import synthesise
 from .tables import TABLES
 
@@ -35,8 +33,7 @@ def nmr_validate_inputs(module, tables):
     sessions, programmes = tables["sessions"], tables["programmes"]
     contract_code, contracts = category_codes(sessions["contract_id"])
     programme_code, programme_ids = category_codes(sessions["programme_id"])
-    declared = declared_programmes(programmes, contracts, programme_ids, contract_code, programme_code)
-    unknown = np.flatnonzero(declared < 0)
+    unknown = undeclared_rows(programmes, contracts, programme_ids, contract_code, programme_code)
     file = sessions.attrs.get("file", "sessions.csv")
     problems = [
         Problem(

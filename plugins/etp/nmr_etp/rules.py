@@ -413,6 +413,18 @@ def declared_programmes(progs, contracts, programme_ids, contract_code, programm
     return grid[_cells(np.asarray(contract_code), np.asarray(programme_code), len(programme_ids), len(grid) - 1)]
 
 
+def undeclared_rows(progs, contracts, programme_ids, contract_code, programme_code) -> np.ndarray:
+    """Positions of the sessions whose (contract, programme) no row of ``programmes`` declares
+    (where :func:`declared_programmes` gives -1), found by cell: the cells used are counted in one
+    pass, and rows are looked for only when a cell used is not declared (no gather per session)."""
+    grid = programme_grid(progs, contracts, programme_ids)
+    cell = _cells(np.asarray(contract_code), np.asarray(programme_code), len(programme_ids), len(grid) - 1)
+    bad = (np.bincount(cell, minlength=len(grid)) > 0) & (grid < 0)
+    if not bad.any():
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(bad[cell])
+
+
 _NS_PER_DAY = 86_400_000_000_000
 
 
