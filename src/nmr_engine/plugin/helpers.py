@@ -71,20 +71,23 @@ def priced_lines(
     sources = groups.source_texts(file)
     for i, (lo, hi) in enumerate(itertools.pairwise(bounds.tolist())):
         contract_id, period_id = groups.keys[i]
-        items = list(zip(p_version[lo:hi], p_amount[lo:hi], p_count[lo:hi], strict=True))
-        used = [price.versions[v] for v in dict.fromkeys(v for v, _, _ in items)]
-        qty = sum(n for _, _, n in items)
-        total = sum(n * a for _, a, n in items)
-        units = sorted({a for _, a, _ in items})
-        formula = (
-            " + ".join(
-                f"{n} {unit_word} × {format_eur(a)} (valeur du {price.versions[v].start:%d/%m/%Y})"
-                if len(items) > 1
-                else f"{n} {unit_word} × {format_eur(a)}"
-                for v, a, n in items
+        if hi - lo == 1:  # one price for the whole line (the usual case): its part is the line
+            v, a, qty = p_version[lo], p_amount[lo], p_count[lo]
+            used, total, units = [price.versions[v]], qty * a, [a]
+            formula = f"{qty} {unit_word} × {format_eur(a)} = {format_eur(total)}"
+        else:
+            items = list(zip(p_version[lo:hi], p_amount[lo:hi], p_count[lo:hi], strict=True))
+            used = [price.versions[v] for v in dict.fromkeys(v for v, _, _ in items)]
+            qty = sum(n for _, _, n in items)
+            total = sum(n * a for _, a, n in items)
+            units = sorted({a for _, a, _ in items})
+            formula = (
+                " + ".join(
+                    f"{n} {unit_word} × {format_eur(a)} (valeur du {price.versions[v].start:%d/%m/%Y})"
+                    for v, a, n in items
+                )
+                + f" = {format_eur(total)}"
             )
-            + f" = {format_eur(total)}"
-        )
         records.append(
             _record(
                 context,
@@ -246,6 +249,7 @@ def zero_lines(
     file = rows.attrs.get("file", "?")
     sources = groups.source_texts(file)
     sizes = (groups.ends - groups.starts).tolist()
+    parameters = tuple(parameters)
     records = []
     for i in range(groups.count):
         contract_id, period_id = groups.keys[i]
@@ -265,7 +269,7 @@ def zero_lines(
                     summary=f"{label} : {n} {unit_word}, rien n'est dû",
                     formula=f"{n} {unit_word} × 0,00 € = 0,00 €",
                     inputs=((f"{unit_word} concernés", f"{n} ({sources[i]})"),),
-                    parameters=tuple(parameters),
+                    parameters=parameters,
                     reason=reason_of(i),
                 ),
             )
