@@ -5,6 +5,7 @@ as before, and a damaged kept lookup is looked up again."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from nmr_engine.inputs import snapshots
@@ -81,14 +82,47 @@ def test_a_table_changed_after_it_was_read_is_looked_up_anew(files):
     _read(folder, store)
     patients, visits = _read(folder, store)
     row_positions(patients, KEY, visits, KEY)
-    kept = _lookups(store)
+    assert len(_lookups(store)) == 1
     fewer = patients.iloc[1:]  # a row removed: other positions
     assert kept_origin(fewer["patient_id"]) is None and kept_origin(fewer["contract_id"]) is None
     assert row_positions(fewer, KEY, visits, KEY).tolist() == [1, 0, -1, -1]
     renamed = visits.assign(patient_id=visits["patient_id"].str.replace("PAT02", "PAT01"))  # a value changed
     assert kept_origin(renamed["patient_id"]) is None
     assert row_positions(patients, KEY, renamed, KEY).tolist() == [2, 0, 2, 0]
-    assert _lookups(store) == kept  # nothing kept for frames that are not the kept tables
+    # small changed frames are named by their values: each answer kept apart, none mistaken
+    assert len(_lookups(store)) == 3
+    patients, visits = _read(folder, store)
+    assert row_positions(patients, KEY, visits, KEY).tolist() == EXPECTED
+    assert row_positions(patients.iloc[1:], KEY, visits, KEY).tolist() == [1, 0, -1, -1]
+
+
+def test_a_small_frame_is_named_by_its_values(files, monkeypatch):
+    folder, store = files
+    _read(folder, store)
+    _, visits = _read(folder, store)
+    doctors = pd.DataFrame({"contract_id": ["C1", "C2"], "patient_id": ["PAT02", "PAT01"]})
+    assert row_positions(doctors, KEY, visits, KEY).tolist() == [1, 0, -1, -1]
+    assert len(_lookups(store)) == 1
+    monkeypatch.setattr(helpers, "_hash_match", _refuse)
+    monkeypatch.setattr(helpers, "_row_positions_exact", _refuse)
+    _, visits = _read(folder, store)
+    same = pd.DataFrame({"contract_id": ["C1", "C2"], "patient_id": ["PAT02", "PAT01"]})  # equal values
+    assert row_positions(same, KEY, visits, KEY).tolist() == [1, 0, -1, -1]
+    monkeypatch.undo()
+    other = pd.DataFrame({"contract_id": ["C1", "C2"], "patient_id": ["PAT02", "PAT02"]})  # one value differs
+    assert row_positions(other, KEY, visits, KEY).tolist() == [-1, 0, 1, -1]
+    monkeypatch.setattr(helpers, "DIGESTED_ROWS", 1)  # too big to be named by its values: not kept
+    row_positions(pd.DataFrame({"contract_id": ["C1", "C1"], "patient_id": ["PAT01", "PAT02"]}), KEY, visits, KEY)
+    assert len(_lookups(store)) == 2
+
+
+def test_frames_that_are_not_kept_tables_keep_nothing(files):
+    folder, store = files
+    store.folder.mkdir(parents=True, exist_ok=True)
+    patients = pd.read_csv(folder / "patients.csv", sep=";")
+    visits = pd.read_csv(folder / "visits.csv", sep=";")
+    assert row_positions(patients, KEY, visits, KEY).tolist() == EXPECTED
+    assert _lookups(store) == []  # no side read from the store: no store to keep it in
 
 
 def test_codes_that_could_change_in_place_are_not_vouched_for(files):

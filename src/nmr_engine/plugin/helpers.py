@@ -17,7 +17,14 @@ import numpy as np
 import pandas as pd
 
 from ..errors import row_problems  # noqa: F401 - re-exported for plugin authors
-from ..inputs.snapshots import arrow_data, keep_positions, kept_origin, positions_name, read_positions
+from ..inputs.snapshots import (
+    arrow_data,
+    keep_positions,
+    kept_origin,
+    positions_name,
+    read_positions,
+    values_digest,
+)
 from ..money import format_eur
 from ..parameters.model import ParamColumn, ParameterVersion
 from .api import CalculationContext, Explanation
@@ -469,13 +476,34 @@ def row_positions(table: pd.DataFrame, columns: Sequence[str], rows: pd.DataFram
 
 
 def _kept_lookup(table, columns, rows, keys) -> tuple[Path, str] | None:
-    """(store folder, file name) of the lookup kept for these key columns when every one of them
-    is a column read from a kept table of one store (see :func:`~nmr_engine.inputs.snapshots.kept_origin`)."""
-    origins = [kept_origin(table[c]) for c in columns] + [kept_origin(rows[k]) for k in keys]
-    if not origins or any(o is None for o in origins) or len({o[0] for o in origins}) != 1:
+    """(store folder, file name) of the lookup kept for these key columns: when one side's key
+    columns are columns read from a kept table (see
+    :func:`~nmr_engine.inputs.snapshots.kept_origin`) and the other side's are too (same store),
+    or are a small frame named by its values (:func:`~nmr_engine.inputs.snapshots.values_digest`,
+    e.g. the general practitioners selected from a small table); else None."""
+    sides = [(table, list(columns)), (rows, list(keys))]
+    named: list[list[str] | None] = []
+    folders = set()
+    for frame, names in sides:
+        origins = [kept_origin(frame[c]) for c in names]
+        if origins and all(o is not None for o in origins):
+            folders |= {o[0] for o in origins}
+            named.append([o[1] for o in origins])
+        else:
+            named.append(None)
+    if len(folders) != 1:  # neither side kept, or kept in two stores
         return None
-    names = [o[1] for o in origins]
-    return origins[0][0], positions_name(names[: len(columns)], names[len(columns) :])
+    for i, (frame, names) in enumerate(sides):
+        if named[i] is None:
+            digest = values_digest(frame, names) if len(frame) <= DIGESTED_ROWS else None
+            if digest is None:
+                return None
+            named[i] = [digest]
+    return folders.pop(), positions_name(named[0], named[1])
+
+
+#: A side of a row lookup that is not a kept table is named by its values up to this many rows.
+DIGESTED_ROWS = 100_000
 
 
 #: The last answers of :func:`row_positions`: (table id, rows id, columns, keys) -> (weak
