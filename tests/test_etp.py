@@ -212,14 +212,15 @@ def test_explanations_name_their_inputs_and_sources(etp):
 def test_programme_of_each_session():
     import numpy as np
     import pandas as pd
-    from nmr_etp.rules import declared_programmes, undeclared_rows
+    from nmr_etp.rules import _cells, programme_grid, undeclared_rows
 
     progs = pd.DataFrame({"contract_id": ["C2", "C1", "C1", "C3"], "programme_id": ["P1", "P2", "P1", "P1"]})
     contracts, programme_ids = pd.Index(["C1", "C2"]), pd.Index(["P1", "P2"])
     # sessions: (C1, P1), (C2, P1), (C2, P2) undeclared, (C1, P2), a missing contract
     contract_code = np.array([0, 1, 1, 0, -1])
     programme_code = np.array([0, 0, 1, 1, 0])
-    rows = declared_programmes(progs, contracts, programme_ids, contract_code, programme_code)
+    grid = programme_grid(progs, contracts, programme_ids)
+    rows = grid[_cells(contract_code, programme_code, len(programme_ids), len(grid) - 1)]
     assert rows.tolist() == [2, 0, -1, 1, -1]
     # the checks' path: the same undeclared sessions, found from the cells used
     assert undeclared_rows(progs, contracts, programme_ids, contract_code, programme_code).tolist() == [2, 4]

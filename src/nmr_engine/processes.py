@@ -89,8 +89,7 @@ def _child(pinned: int | None, count: int) -> tuple[list[tuple[int, bool]], str]
     work, items = _SHARED["work"], _SHARED["items"]
     done: list[tuple[int, bool]] = []
     values: list[Any] = []
-    position = _SHARED["order"][pinned] if pinned is not None else _claim()
-    while position is not None:
+    for position in _claimed(pinned):
         try:
             values.append(work(items[position]))
             done.append((position, True))
@@ -99,7 +98,6 @@ def _child(pinned: int | None, count: int) -> tuple[list[tuple[int, bool]], str]
             done.append((position, False))
         if len(done) >= count:
             break
-        position = _claim()
     return (done, _spill(values)) if done else None
 
 
@@ -120,10 +118,11 @@ def _unspill(path: str) -> Any:
     return value
 
 
-def _claimed(pinned: int):
-    """The positions this process computes: the item pinned to it, then the next unclaimed one in
-    :func:`first_order`, one at a time, while any is left."""
-    yield _SHARED["order"][pinned]
+def _claimed(pinned: int | None):
+    """The positions a process computes: the item pinned to it (if any), then the next unclaimed
+    one in :func:`first_order`, one at a time (claimed when asked for), while any is left."""
+    if pinned is not None:
+        yield _SHARED["order"][pinned]
     while (position := _claim()) is not None:
         yield position
 

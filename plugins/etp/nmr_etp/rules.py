@@ -406,17 +406,11 @@ def _cells(contract_code: np.ndarray, programme_code: np.ndarray, n_programmes: 
     return cell
 
 
-def declared_programmes(progs, contracts, programme_ids, contract_code, programme_code) -> np.ndarray:
-    """Row of ``programmes`` declaring each session's programme (-1: none), given the sessions'
-    contract and programme codes into ``contracts`` and ``programme_ids``."""
-    grid = programme_grid(progs, contracts, programme_ids)  # one gather per session, no key hashed
-    return grid[_cells(np.asarray(contract_code), np.asarray(programme_code), len(programme_ids), len(grid) - 1)]
-
-
 def undeclared_rows(progs, contracts, programme_ids, contract_code, programme_code) -> np.ndarray:
     """Positions of the sessions whose (contract, programme) no row of ``programmes`` declares
-    (where :func:`declared_programmes` gives -1), found by cell: the cells used are counted in one
-    pass, and rows are looked for only when a cell used is not declared (no gather per session)."""
+    (:func:`programme_grid` has -1 for their cell), found by cell: the cells used are counted in
+    one pass, and rows are looked for only when a cell used is not declared (no gather per
+    session)."""
     grid = programme_grid(progs, contracts, programme_ids)
     cell = _cells(np.asarray(contract_code), np.asarray(programme_code), len(programme_ids), len(grid) - 1)
     bad = (np.bincount(cell, minlength=len(grid)) > 0) & (grid < 0)
