@@ -42,11 +42,10 @@ another file, computed and kept anew.
 a third of a second at national scale). The answer depends on the two tables' key columns only:
 when every key column is still the very column read from a kept table (the same Arrow array, or
 the same category codes and categories, which pandas replaces when a row is removed or a value
-set; :func:`kept_origin`), the answer is
-kept too (``rows-<digest>.npy``, named by the kept tables' keys and columns) and read back by
-the next run. One side may instead be a small frame that is not a kept table (the general
-practitioners selected from ``professionals.csv``): it is then named by a digest of its values
-(:func:`values_digest`).
+set; :func:`kept_origin`), the answer is kept too (``rows-<digest>.npy``, named by the kept
+tables' keys and columns) and read back by the next run. One side may instead be a small frame
+that is not a kept table (the general practitioners selected from ``professionals.csv``): it is
+then named by a digest of its values (:func:`values_digest`).
 
 Kept tables are not removed when their file changes (the old one is simply no longer named);
 ``rm -r <data>/.tables`` is always safe.
@@ -240,9 +239,10 @@ def kept_origin(values: pd.Series) -> tuple[Path, str] | None:
 
 
 def values_digest(frame: pd.DataFrame, columns: list[str]) -> str | None:
-    """ "values:<sha256>" of the values of ``columns`` in row order, with their dtypes (exact: the
-    values' texts, not a hash per row), naming a small frame that is not a kept table in a kept
-    row lookup; None when a column holds values other than text, numbers, dates or missing."""
+    """The name ``values:<sha256>`` of a small frame that is not a kept table, in a kept row
+    lookup: a digest of the values of ``columns`` in row order, with their dtypes (exact: the
+    values' texts, not a hash per row); None when a column holds values other than text, numbers,
+    dates or missing."""
     digest = hashlib.sha256(repr((len(frame), [str(frame[c].dtype) for c in columns])).encode("utf-8"))
     for column in columns:
         values = frame[column].astype(object).tolist()

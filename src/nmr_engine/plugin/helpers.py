@@ -441,8 +441,9 @@ def row_positions(table: pd.DataFrame, columns: Sequence[str], rows: pd.DataFram
     column is unchanged when every row is found again at its row with equal key words (a frame
     changed otherwise, or a row not found, is looked up anew).
 
-    When every key column is still a column read from a table kept on disk, the answer is kept
-    next to it and read back by the next runs (see :mod:`nmr_engine.inputs.snapshots`)."""
+    When one side's key columns are still columns read from a table kept on disk, and the other
+    side's too or that side is a small frame (named by its values), the answer is kept next to
+    the tables and read back by the next runs (see :mod:`nmr_engine.inputs.snapshots`)."""
     key = (id(table), id(rows), tuple(columns), tuple(keys))
     held = [arrow_data(table[c]) for c in columns] + [arrow_data(rows[k]) for k in keys]
     last = _LAST_POSITIONS.get(key)
