@@ -49,24 +49,29 @@ def avoid_huge_pages() -> bool:
     """Ask Linux for ordinary pages for this process and its future children (``prctl
     PR_SET_THP_DISABLE``); True when done, False elsewhere, when ``NMR_HUGE_PAGES=on`` or when
     the kernel refuses (nothing else changes)."""
-    if not sys.platform.startswith("linux") or os.environ.get(ENV, "").strip().lower() in {"on", "1", "oui", "yes"}:
+    if os.environ.get(ENV, "").strip().lower() in {"on", "1", "oui", "yes"}:
         return False
+    libc = _libc()
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return libc.prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
+        return libc is not None and libc.prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0
+    except AttributeError:
         return False
 
 
 @functools.cache
-def _glibc():
-    """The C library when it is glibc (it has ``mallopt`` and ``malloc_trim``), else None."""
+def _libc():
+    """The C library on Linux (loaded once), else None."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     except OSError:
         return None
+
+
+def _glibc():
+    """The C library when it is glibc (it has ``mallopt`` and ``malloc_trim``), else None."""
+    libc = _libc()
     return libc if hasattr(libc, "gnu_get_libc_version") and hasattr(libc, "malloc_trim") else None
 
 
