@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from nmr_coordination import rules
 
-from nmr_engine.plugin.helpers import lines_text, pair_rows
+from nmr_engine.plugin.helpers import pair_rows
 
 
 def test_pairs_equal_pair_rows_with_one_or_several_periods_per_contract():
@@ -22,34 +22,21 @@ def test_pairs_equal_pair_rows_with_one_or_several_periods_per_contract():
 
 
 def test_younger_than_whole_years_around_birthdays_and_29_february():
-    births = ["2000-02-29", "2000-03-01", "1999-12-31", "2007-01-01", "1920-06-15", "2013-01-01"]
-    refs = ["2013-01-01", "2013-02-28", "2013-03-01", "2012-12-31"]
+    births = ["2000-02-29", "2000-03-01", "1999-12-31", "2007-01-01", "1920-06-15", "2013-01-01", "2012-02-29"]
+    refs = ["2013-01-01", "2013-02-28", "2013-03-01", "2012-12-31", "2012-02-29", "2016-02-29"]
     b_row, o_row = np.repeat(np.arange(len(births)), len(refs)), np.tile(np.arange(len(refs)), len(births))
-    born = rules._calendar_key(pd.Series(pd.to_datetime(births)))[b_row]
-    day = rules._calendar_key(pd.Series(pd.to_datetime(refs)))
+    born = pd.to_datetime(births).to_numpy()[b_row]
     ages = []
     for b, o in zip(b_row, o_row, strict=True):
         x, y = dt.date.fromisoformat(births[b]), dt.date.fromisoformat(refs[o])
         ages.append(y.year - x.year - ((y.month, y.day) < (x.month, x.day)))
-    for years in (0, 6, 12, 13, 16, 92, 93):
-        limit = np.full(len(refs), years)
-        assert rules._younger(born, day, limit, o_row).tolist() == [a < years for a in ages]
-    assert ages[: len(refs)] == [12, 12, 13, 12]  # born 29/02/2000: 13 on 1 March 2013, not on 28 February
-
-
-@pytest.mark.parametrize("case", ["one run per group", "groups mixed", "lines shuffled"])
-def test_first_lines_give_the_text_of_all_the_lines_of_each_group(case):
-    rng = np.random.default_rng(7)
-    lines = np.arange(2, 62)
-    if case == "lines shuffled":  # file lines not in row order: the sort takes them into account
-        rng.shuffle(lines)
-    rows = np.sort(rng.choice(60, 40, replace=False))
-    group = np.repeat([2, 0, 3], [10, 20, 10]) if case == "one run per group" else rng.integers(0, 4, rows.size)
-    first = rules._first_lines(lines, rows, group, 5)
-    for g in range(5):
-        mine = lines[rows[group == g]]
-        assert lines_text("patients.csv", first(g)) == lines_text("patients.csv", mine)
-    assert len(first(4)) == 0
+    for years in (0, 1, 4, 6, 12, 13, 16, 92, 93):
+        limit = rules._years_before(pd.Series(pd.to_datetime(refs)), np.full(len(refs), years))
+        assert (born > limit[o_row]).tolist() == [a < years for a in ages], years
+    assert ages[: len(refs)] == [12, 12, 13, 12, 12, 16]  # born 29/02/2000: 13 on 1 March 2013, not on 28 February
+    # the day a year before 29 February 2012 is 28 February 2011; four years before, 29 February 2008
+    before = rules._years_before(pd.Series(pd.to_datetime(["2012-02-29"] * 2)), np.array([1, 4]))
+    assert [str(d)[:10] for d in before] == ["2011-02-28", "2008-02-29"]
 
 
 def _pat_cons(patient_ids, cons_rows):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from nmr_engine.plugin.helpers import lines_text, pair_rows
+from nmr_engine.plugin.helpers import lines_text, lines_texts, pair_rows
 from nmr_engine.plugin.intervals import clip_intervals, overlapping_intervals
 
 
@@ -52,3 +53,25 @@ def test_overlaps_are_still_named_with_the_earlier_line():
 def test_lines_text_sorts_and_shortens_the_file_lines():
     assert lines_text("f.csv", [9, 2, 5]) == "f.csv, ligne(s) 2, 5, 9"
     assert lines_text("f.csv", list(range(20, 2, -1))) == "f.csv, ligne(s) 3, 4, 5, 6, 7, 8, 9, 10…"
+
+
+@pytest.mark.parametrize("case", ["one run per group", "groups mixed", "lines shuffled", "runs, lines shuffled"])
+def test_lines_texts_give_the_text_of_all_the_lines_of_each_group(case):
+    rng = np.random.default_rng(7)
+    lines = np.arange(2, 62)
+    if "shuffled" in case:  # file lines not in row order: the sort takes them into account
+        rng.shuffle(lines)
+    rows = np.sort(rng.choice(60, 40, replace=False))
+    runs = case.startswith(("one run", "runs"))
+    group = np.repeat([2, 0, 3], [10, 20, 10]) if runs else rng.integers(0, 4, rows.size)
+    texts = lines_texts("patients.csv", lines[rows], group, 5)
+    for g in range(4):
+        mine = lines[rows[group == g]]
+        assert texts[g] == (lines_text("patients.csv", mine) if mine.size else None)
+    assert texts[4] is None
+    assert lines_texts("patients.csv", np.zeros(0, np.int64), np.zeros(0, np.int64), 2) == [None, None]
+
+
+def test_lines_texts_show_the_first_lines_of_a_group_in_order():
+    texts = lines_texts("f.csv", np.array([30, 4, 12, 7, 3, 9, 5, 6, 8, 10, 11]), np.array([1] * 10 + [0]), 2, limit=3)
+    assert texts == ["f.csv, ligne(s) 11", "f.csv, ligne(s) 3, 4, 5…"]

@@ -77,6 +77,19 @@ def test_a_lookup_between_kept_tables_is_kept_and_read_back(files, monkeypatch):
     assert row_positions(patients, KEY, visits, KEY).tolist() == EXPECTED
 
 
+def test_asked_again_in_the_same_run_the_answer_is_given_again_without_reading_or_comparing(files, monkeypatch):
+    folder, store = files
+    _read(folder, store)
+    patients, visits = _read(folder, store)  # read back: Arrow texts and read-only category codes
+    assert row_positions(patients, KEY, visits, KEY).tolist() == EXPECTED
+    for name in ("read_positions", "_key_words", "_hash_match", "_row_positions_exact"):
+        monkeypatch.setattr(helpers, name, _refuse)
+    assert row_positions(patients, KEY, visits, KEY).tolist() == EXPECTED  # e.g. checks, then calculation
+    monkeypatch.undo()
+    visits["contract_id"] = visits["contract_id"].cat.rename_categories({"C1": "C3"})  # other categories
+    assert row_positions(patients, KEY, visits, KEY).tolist() == [2, -1, -1, -1]
+
+
 def test_a_table_changed_after_it_was_read_is_looked_up_anew(files):
     folder, store = files
     _read(folder, store)

@@ -36,13 +36,15 @@ from nmr_engine.plugin.helpers import (
     VersionsAt,
     in_computed_periods,
     joint_codes,
-    lines_text,
+    lines_texts,
     pair_rows,
     row_positions,
 )
 from nmr_engine.plugin.intervals import clip_intervals, suspended_days, with_nominal_days
 
 KEYS = ["contract_id", "period_id"]
+#: The columns of a period that its lines read.
+ROW_COLUMNS = (*KEYS, "payee_id", "active_start", "active_days", "nominal_days", "period_end")
 SCORINGS = ("all_or_nothing", "linear")
 
 
@@ -55,7 +57,8 @@ def calculate(context: CalculationContext) -> pd.DataFrame:
     objectives = _objective_rows(context)
     lines = _Lines(context)
     records: list[dict] = []
-    for row in periods.itertuples(index=False):
+    # the columns the lines read only (each date of a row becomes a Timestamp)
+    for row in periods[list(ROW_COLUMNS)].itertuples(index=False):
         key = (row.contract_id, row.period_id)
         records += lines.period(row, presence.get(key), patients.get(key), objectives.get(key, {}))
     return lines_frame(records)
@@ -123,19 +126,13 @@ def _presence(context: CalculationContext, periods: pd.DataFrame) -> dict:
     role = prof["role"].to_numpy()[pi][first]
     people = np.bincount(code[first], minlength=n)
     counts = {r: np.bincount(code[first][role == r], minlength=n) for r in ("generaliste", "paramedical", "autre")}
-    lines = prof["_line"].to_numpy()[pi]
-    order = np.lexsort((lines, code))
-    bounds = np.searchsorted(code[order], np.arange(n + 1))
+    texts = lines_texts(file, prof["_line"].to_numpy()[pi], code, n)
+    columns = (hd, counts["generaliste"], counts["paramedical"], counts["autre"], people)
+    names = ("hd_days", "gps", "paramedicals", "others", "people")
+    present = np.unique(code)
     out = {}
-    for k in np.unique(code):
-        out[keys[k]] = {
-            "hd_days": int(hd[k]),
-            "gps": int(counts["generaliste"][k]),
-            "paramedicals": int(counts["paramedical"][k]),
-            "others": int(counts["autre"][k]),
-            "people": int(people[k]),
-            "lines": lines_text(file, lines[order[bounds[k] : bounds[k + 1]]]),
-        }
+    for k, *values in zip(present.tolist(), *(c[present].tolist() for c in columns), strict=True):
+        out[keys[k]] = {**dict(zip(names, values, strict=True)), "lines": texts[k]}
     return out
 
 
@@ -149,32 +146,35 @@ def _patients(context: CalculationContext, periods: pd.DataFrame) -> dict:
     file = pat.attrs.get("file", "patients.csv")
     params = _period_params(context, periods)
     pat_row, per_row = _pairs(pat["contract_id"], periods["contract_id"])
-    # one period per patient's contract (the usual selection): pat_row is 0, 1, 2…, no gather
-    whole = pat_row.size == len(pat)
 
     def of_patients(values: np.ndarray) -> np.ndarray:
-        return values if whole else values[pat_row]
+        return values if pat_row is None else values[pat_row]
 
     day = "datetime64[ns]"
-    start = params["active_start"].astype(day)[per_row]
-    end = params["active_end"].astype(day)[per_row]
     declared = of_patients(pat["declared_on"].to_numpy(day))
     ended = of_patients(pat["ended_on"].to_numpy(day))
-    keep = (declared <= end) & (np.isnat(ended) | (ended >= start))
-    born = of_patients(_calendar_key(pat["birth_date"]))
-    first_day = _calendar_key(periods["active_start"])
+    keep = declared <= params["active_end"].astype(day)[per_row]
+    keep &= np.isnat(ended) | (ended >= params["active_start"].astype(day)[per_row])
+    born = of_patients(pat["birth_date"].to_numpy(day))
+    first_day = periods["active_start"]
+    young = born > _years_before(first_day, params["child_min_age"])[per_row]
+    child = born > _years_before(first_day, params["adult_age"])[per_row]
+    child &= ~young
     consultations = _child_consultations(pat, context.tables["child_consultations"], params, pat_row, per_row)
-    young = _younger(born, first_day, params["child_min_age"], per_row)
-    child = ~young & _younger(born, first_day, params["adult_age"], per_row)
-    child_ok = child & (consultations >= params["child_min_consultations"][per_row])
+    child_ok = consultations >= params["child_min_consultations"][per_row]
+    child_ok &= child
     ald = of_patients(pat["ald"].to_numpy(dtype=bool, na_value=False))
-    ald_out = ald & ~params["include_ald"][per_row]
-    counted = ((~young & ~child) | child_ok) & ~ald_out & keep
+    ald_out = ~params["include_ald"][per_row]
+    ald_out &= ald
     # one count per (period, state) of the five flags below, then each sum from the states;
     # the pairs out of the period (not kept) in one more bin, dropped
     n = len(periods)
-    state = young.astype(np.int64) + 2 * child + 4 * child_ok + 8 * ald + 16 * ald_out
-    bins = np.where(keep, per_row * 32 + state, 32 * n)
+    state = young.astype(np.uint8)
+    for bit, flag in enumerate((child, child_ok, ald, ald_out), start=1):
+        state |= flag.view(np.uint8) << bit
+    bins = per_row * 32
+    bins += state
+    bins[~keep] = 32 * n
     by_state = np.bincount(bins, minlength=32 * (n + 1)).reshape(n + 1, 32)[:n]
     states = np.arange(32)
     young_s, child_s, ok_s, ald_s, out_s = (((states >> k) & 1).astype(bool) for k in range(5))
@@ -189,21 +189,29 @@ def _patients(context: CalculationContext, periods: pd.DataFrame) -> dict:
         "ald_out": out_s,
     }
     sums = {name: by_state[:, flag].sum(axis=1) for name, flag in flags.items()}
-    present = by_state.sum(axis=1) > 0
-    first_lines = _first_lines(pat["_line"].to_numpy(), pat_row[counted], per_row[counted], n)
-    contract_ids, period_ids = params["contract_id"], params["period_id"]
+    present = np.flatnonzero(by_state.sum(axis=1) > 0)
+    counted = ~(young | child)
+    counted |= child_ok
+    counted &= keep
+    counted &= ~ald_out
+    counted = np.flatnonzero(counted)
+    lines = pat["_line"].to_numpy()[counted if pat_row is None else pat_row[counted]]
+    texts = lines_texts(file, lines, per_row[counted], n)
+    names = list(flags)
+    columns = [sums[name][present].tolist() for name in names]
+    keys = zip(params["contract_id"][present].tolist(), params["period_id"][present].tolist(), strict=True)
     out = {}
-    for i in np.flatnonzero(present):
-        counts = {name: int(values[i]) for name, values in sums.items()}
-        lines = first_lines(i)
-        counts["lines"] = lines_text(file, lines) if len(lines) else "aucune ligne"
-        out[(contract_ids[i], period_ids[i])] = counts
+    for key, i, *values in zip(keys, present.tolist(), *columns, strict=True):
+        counts = dict(zip(names, values, strict=True))
+        counts["lines"] = texts[i] or "aucune ligne"
+        out[key] = counts
     return out
 
 
-def _pairs(left: pd.Series, right: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+def _pairs(left: pd.Series, right: pd.Series) -> tuple[np.ndarray | None, np.ndarray]:
     """:func:`pair_rows` (same pairs, same order), by a table of positions when each value of
-    ``right`` is there once (one period of each contract: a pair per row of ``left``)."""
+    ``right`` is there once (one period of each contract: a pair per row of ``left`` at most).
+    The first array is None when the pairs are the rows of ``left``, each once and in order."""
     a, b, span = joint_codes(left, right)
     at = np.full(span, -1, dtype=np.int64)
     at[b] = np.arange(len(b))
@@ -211,63 +219,39 @@ def _pairs(left: pd.Series, right: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     if (np.bincount(b, minlength=span)[1:] > 1).any():
         return pair_rows(left, right)
     j = at[a]
+    if j.size and int(j.min()) >= 0:
+        return None, j
     i = np.flatnonzero(j >= 0)
     return i, j[i]
 
 
-def _first_lines(lines: np.ndarray, rows: np.ndarray, group: np.ndarray, n: int, limit: int = 8):
-    """A function of a group (0 to ``n`` - 1) giving its ``lines[rows]`` in ascending order, the
-    first ``limit`` + 1 of them only (enough for :func:`lines_text`). When the rows ascend with
-    their file lines and each group is one run of them (a file in contract order), each group's
-    first lines are the start of its run; otherwise one sort."""
-    ordered = rows.size < 2 or ((np.diff(rows) >= 0).all() and (np.diff(lines[rows]) > 0).all())
-    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if group.size else np.zeros(0, np.int64)
-    if ordered and np.unique(group[starts]).size == starts.size:  # one run per group
-        begin = np.zeros(n, dtype=np.int64)
-        end = np.zeros(n, dtype=np.int64)
-        begin[group[starts]] = starts
-        end[group[starts]] = np.r_[starts[1:], group.size]
-        picked = lines[rows]
-    else:
-        order = np.lexsort((lines[rows], group))
-        bounds = np.searchsorted(group[order], np.arange(n + 1))
-        begin, end = bounds[:-1], bounds[1:]
-        picked = lines[rows[order]]
-    return lambda i: picked[begin[i] : min(end[i], begin[i] + limit + 1)]
-
-
-def _younger(born: np.ndarray, day: np.ndarray, years: np.ndarray, row: np.ndarray) -> np.ndarray:
-    """Whether people born on ``born`` (:func:`_calendar_key`) are less than ``years[row]`` years
-    old in whole years on ``day[row]``: born after the same month and day ``years`` years before
-    (29 February included, as ages are counted by year, then month and day)."""
-    return born > (day - 512 * np.asarray(years, dtype=np.int64))[row]
-
-
-def _calendar_key(days: pd.Series) -> np.ndarray:
-    """year × 512 + month × 32 + day of each date of a column (ordered as the dates), by NumPy's
-    calendar units over the span of days the column covers (a century at most: small), then gathered."""
+def _years_before(days: pd.Series, years: np.ndarray) -> np.ndarray:
+    """For each day, the same month and day ``years[i]`` years before (28 February for a 29
+    February that year has not), as datetime64[ns]: whoever is born after it is less than
+    ``years`` old in whole years on the day (ages count years, then months and days)."""
     d = days.to_numpy("datetime64[ns]").astype("datetime64[D]")
-    if d.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    number = d.astype(np.int64)
-    lo, hi = (int(number.min()), int(number.max())) if not np.isnat(d).any() else (0, -1)
-    small = 0 <= hi - lo < 1_000_000
-    span = np.arange(lo, hi + 1).astype("datetime64[D]") if small else d
-    year, month = span.astype("datetime64[Y]"), span.astype("datetime64[M]")
-    key = (year.astype(np.int64) + 1970) * 512
-    key += (month - year.astype("datetime64[M]")).astype(np.int64) * 32 + (span - month).astype(np.int64)
-    return key[number - lo] if small else key
+    year = d.astype("datetime64[Y]")
+    month = d.astype("datetime64[M]")
+    day_of_month = (d - month).astype(np.int64)  # 0-based
+    month_of_year = (month - year.astype("datetime64[M]")).astype(np.int64)
+    then = year - np.asarray(years, dtype=np.int64).astype("timedelta64[Y]")
+    first = then.astype("datetime64[M]") + month_of_year.astype("timedelta64[M]")
+    last_day = ((first + np.timedelta64(1, "M")).astype("datetime64[D]") - first.astype("datetime64[D]")).astype(
+        np.int64
+    )
+    return (first.astype("datetime64[D]") + np.minimum(day_of_month, last_day - 1)).astype("datetime64[ns]")
 
 
 def _child_consultations(
-    pat: pd.DataFrame, cons: pd.DataFrame, params: dict, pat_row: np.ndarray, per_row: np.ndarray
+    pat: pd.DataFrame, cons: pd.DataFrame, params: dict, pat_row: np.ndarray | None, per_row: np.ndarray
 ) -> np.ndarray:
-    """Distinct consultation days of each (patient, period) pair in its period (0 when none).
+    """Distinct consultation days of each (patient, period) pair in its period (0 when none);
+    ``pat_row`` None: the pairs are the patients' rows, in order (see :func:`_pairs`).
 
     Each consultation is tied to its patient's row once (:func:`row_positions`, on the key of
     patients.csv); the distinct (row, period, day) are then counted on integers."""
-    if len(pat_row) == 0 or cons.empty:
-        return np.zeros(len(pat_row), dtype="int64")
+    if len(per_row) == 0 or cons.empty:
+        return np.zeros(len(per_row), dtype="int64")
     of = row_positions(pat, ["contract_id", "patient_id"], cons, ["contract_id", "patient_id"])
     period_codes, period_ids = pd.factorize(params["period_id"])
     n_per = len(period_ids) + 1
@@ -277,7 +261,7 @@ def _child_consultations(
     key = of[ok] * n_per + cons_period[ok]
     when = days[ok].astype("datetime64[D]").astype(np.int64)
     if not key.size:
-        return np.zeros(len(pat_row), dtype="int64")
+        return np.zeros(len(per_row), dtype="int64")
     when -= when.min()
     shift = int(when.max()).bit_length()
     if int(key.max()).bit_length() + shift < 63:  # (key, day) as one integer: one sort
@@ -291,11 +275,11 @@ def _child_consultations(
         key = key[np.r_[True, (key[1:] != key[:-1]) | (when[1:] != when[:-1])]]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     keys, seen = key[starts], np.diff(np.r_[starts, key.size])
-    out = np.zeros(len(pat_row), dtype="int64")
+    out = np.zeros(len(per_row), dtype="int64")
     some = np.zeros(len(pat), dtype=bool)
     some[of[ok]] = True
-    asked = np.flatnonzero(some[pat_row])  # only the pairs of a patient with a consultation
-    pair_key = pat_row[asked] * n_per + period_codes[per_row[asked]]
+    asked = np.flatnonzero(some if pat_row is None else some[pat_row])  # the pairs of a patient consulting
+    pair_key = (asked if pat_row is None else pat_row[asked]) * n_per + period_codes[per_row[asked]]
     pos = np.minimum(np.searchsorted(keys, pair_key), keys.size - 1)
     hit = keys[pos] == pair_key
     out[asked[hit]] = seen[pos[hit]]
@@ -632,12 +616,13 @@ def _objectives_record(context, row, plan, at_stake: tuple[int, int], score: Fra
     num, den = at_stake
     amount = div_round(num * score.numerator, den * score.denominator)
     p = plan.p
+    score_text = percent_text(score)
     explanation = Explanation(
-        summary=f"Part modulée par les objectifs de santé publique : {percent_text(score)} acquis",
+        summary=f"Part modulée par les objectifs de santé publique : {score_text} acquis",
         formula=(
             f"{plan.share_text} × (part A + part B avant modulation) = "
             f"{'' if num % den == 0 else '≈ '}{format_eur(div_round(num, den))} "
-            f"× {percent_text(score)} = {format_eur(amount)}"
+            f"× {score_text} = {format_eur(amount)}"
         ),
         inputs=inputs,
         parameters=(p["objectives.share_at_stake"], p["objectives.scoring"], p["objectives.indicators"]),

@@ -213,10 +213,22 @@ def _column_data(values: pd.Series) -> tuple:
     return arrow_data(values), None
 
 
-def _remember(values: pd.Series, folder: Path, origin: str) -> None:
+def frozen_data(values: pd.Series) -> tuple | None:
+    """(data, categories or None) holding a column's values when they cannot change in place: an
+    Arrow-backed text column's Arrow array, or a categorical's read-only codes and its categories
+    (those of a kept table read back); None for any other column. The same objects later: the
+    same values in the same order."""
     data, categories = _column_data(values)
     if data is None or (categories is not None and data.flags.writeable):
-        return  # codes that could be changed in place are not vouched for (read back, they cannot)
+        return None  # codes that could be changed in place are not vouched for (read back, they cannot)
+    return data, categories
+
+
+def _remember(values: pd.Series, folder: Path, origin: str) -> None:
+    frozen = frozen_data(values)
+    if frozen is None:
+        return
+    data, categories = frozen
     key = id(data)
     refs = (
         weakref.ref(data, lambda _, key=key: _KEPT.pop(key, None)),

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..errors import row_problems  # noqa: F401 - re-exported for plugin authors
 from ..inputs.snapshots import (
-    arrow_data,
+    frozen_data,
     keep_positions,
     kept_origin,
     positions_name,
@@ -172,15 +172,7 @@ class _Groups:
         rising[self.starts[1:] - 1] = True  # a new group may start lower
         # rows in file order keep their lines in order within each group: no sort then
         first = lines if rising.all() else lines[sort_rows([self.sorted_code, lines])]
-        sizes = self.ends - self.starts
-        shown = np.minimum(sizes, limit)
-        offset = np.arange(int(shown.sum())) - np.repeat(np.cumsum(shown) - shown, shown)
-        texts = list(map(str, first[np.repeat(self.starts, shown) + offset].tolist()))
-        ends = np.cumsum(shown).tolist()
-        return [
-            _lines_text(file, texts[end - n : end], more)
-            for end, n, more in zip(ends, shown.tolist(), (sizes > limit).tolist(), strict=True)
-        ]
+        return _runs_texts(file, first, self.starts, self.ends, limit)
 
 
 def _present(values: pd.Series) -> np.ndarray:
@@ -316,6 +308,47 @@ def pair_rows(left: pd.Series, right: pd.Series) -> tuple[np.ndarray, np.ndarray
     return i, by_code[np.repeat(first, count) + offset]
 
 
+def lines_texts(file: str, lines: np.ndarray, group: np.ndarray, n: int, limit: int = 8) -> list[str | None]:
+    """:func:`lines_text` of the rows of each group ``0`` to ``n - 1`` at once (None: a group
+    without rows), from the rows' file ``lines`` and ``group`` (aligned, any order): one text per
+    result of a module without a pass per result. No sort when the lines rise row after row and
+    each group is one run of rows (a file in contract order); one stable sort by group when only
+    the lines rise; otherwise one sort by group and line. Only the first ``limit`` lines of each
+    group are made text."""
+    lines, group = np.asarray(lines), np.asarray(group)
+    if not group.size:
+        return [None] * n
+    runs = np.flatnonzero(group[1:] != group[:-1]) + 1
+    rising = bool((lines[1:] > lines[:-1]).all())
+    if rising and np.unique(group[np.r_[0, runs]]).size == runs.size + 1:  # one run per group
+        starts = np.zeros(n, dtype=np.int64)
+        ends = np.zeros(n, dtype=np.int64)
+        starts[group[np.r_[0, runs]]] = np.r_[0, runs]
+        ends[group[np.r_[0, runs]]] = np.r_[runs, group.size]
+        ordered = lines
+    else:
+        order = sort_rows([group] if rising else [group, lines])
+        bounds = np.searchsorted(group[order], np.arange(n + 1))
+        starts, ends = bounds[:-1], bounds[1:]
+        ordered = lines[order]
+    texts = _runs_texts(file, ordered, starts, ends, limit)
+    return [text if size else None for text, size in zip(texts, (ends - starts).tolist(), strict=True)]
+
+
+def _runs_texts(file: str, lines: np.ndarray, starts: np.ndarray, ends: np.ndarray, limit: int) -> list[str]:
+    """:func:`lines_text` of each run ``lines[starts[i]:ends[i]]`` (ascending): only the first
+    ``limit`` lines of each run made Python ints, then text."""
+    sizes = ends - starts
+    shown = np.minimum(sizes, limit)
+    offset = np.arange(int(shown.sum())) - np.repeat(np.cumsum(shown) - shown, shown)
+    texts = list(map(str, lines[np.repeat(starts, shown) + offset].tolist()))
+    last = np.cumsum(shown).tolist()
+    return [
+        _lines_text(file, texts[end - k : end], more)
+        for end, k, more in zip(last, shown.tolist(), (sizes > limit).tolist(), strict=True)
+    ]
+
+
 def lines_text(file: str, lines, limit: int = 8) -> str:
     """As :func:`source_lines`, from the file's name and the rows' ``_line`` values (any order):
     no frame to build for each line of a result."""
@@ -437,15 +470,17 @@ def row_positions(table: pd.DataFrame, columns: Sequence[str], rows: pd.DataFram
     The answers of the last few calls are kept (e.g. from a plugin's checks to its calculation):
     asked again for the same two frames, an answer is given again when their key columns are
     seen unchanged. An Arrow-backed text column is unchanged when it still holds the same Arrow
-    array (Arrow arrays are immutable: pandas replaces the array when a value is set); any other
-    column is unchanged when every row is found again at its row with equal key words (a frame
-    changed otherwise, or a row not found, is looked up anew).
+    array (Arrow arrays are immutable: pandas replaces the array when a value is set), a
+    categorical column of a kept table when it still holds the same read-only codes and
+    categories (:func:`~nmr_engine.inputs.snapshots.frozen_data`); any other column is unchanged
+    when every row is found again at its row with equal key words (a frame changed otherwise, or
+    a row not found, is looked up anew).
 
     When one side's key columns are still columns read from a table kept on disk, and the other
     side's too or that side is a small frame (named by its values), the answer is kept next to
     the tables and read back by the next runs (see :mod:`nmr_engine.inputs.snapshots`)."""
     key = (id(table), id(rows), tuple(columns), tuple(keys))
-    held = [arrow_data(table[c]) for c in columns] + [arrow_data(rows[k]) for k in keys]
+    held = [frozen_data(table[c]) for c in columns] + [frozen_data(rows[k]) for k in keys]
     last = _LAST_POSITIONS.get(key)
     if last is not None and last[0]() is table and last[1]() is rows and _same_data(held, last[3]):
         sides = zip(held[: len(columns)], held[len(columns) :], strict=True)
@@ -471,7 +506,7 @@ def row_positions(table: pd.DataFrame, columns: Sequence[str], rows: pd.DataFram
     while len(_LAST_POSITIONS) >= 4:  # the last few answers only
         del _LAST_POSITIONS[next(iter(_LAST_POSITIONS))]
     _LAST_POSITIONS[key] = (weakref.ref(table), weakref.ref(rows), found.copy(), held)
-    for frame in (table, rows):  # the Arrow arrays held are let go with their frames
+    for frame in (table, rows):  # the arrays held are let go with their frames
         weakref.finalize(frame, _LAST_POSITIONS.pop, key, None)
     return found
 
@@ -513,7 +548,13 @@ _LAST_POSITIONS: dict = {}
 
 
 def _same_data(now: list, before: list) -> bool:
-    return len(now) == len(before) and all(a is b for a, b in zip(now, before, strict=True))
+    """Whether each column holds the same objects as before (:func:`frozen_data`; None: either)."""
+    if len(now) != len(before):
+        return False
+    for a, b in zip(now, before, strict=True):
+        if (a is None) != (b is None) or (a is not None and any(x is not y for x, y in zip(a, b, strict=True))):
+            return False
+    return True
 
 
 def _all_equal(left: list[np.ndarray], right: list[np.ndarray], found: np.ndarray, runs: bool = True) -> bool:
