@@ -52,6 +52,30 @@ def test_sort_key_gives_the_stable_order_and_the_sorted_key(key):
     expected = np.argsort(key, kind="stable")
     assert order.tolist() == expected.tolist()
     assert sorted_key.tolist() == key[expected].tolist() and sorted_key.dtype == np.int64
+    mine = key.copy()
+    order, sorted_key = sort_key(mine, overwrite=True)  # may sort the caller's int64 key in place
+    assert order.tolist() == expected.tolist() and sorted_key.tolist() == key[expected].tolist()
+    assert (sorted_key is mine) == (key.dtype == np.int64 and len(key) > 0 and key.min() >= 0 and key.max() < 2**40)
+
+
+def test_row_positions_are_packed_a_chunk_at_a_time(monkeypatch):
+    from nmr_engine.plugin import helpers
+
+    monkeypatch.setattr(helpers, "_CHUNK", 7)  # several chunks and a short last one
+    key = np.random.default_rng(2).integers(0, 5, 30)
+    expected = np.argsort(key, kind="stable")
+    assert sort_key(key)[0].tolist() == sort_rows([key]).tolist() == expected.tolist()
+    assert sort_rows([key, np.arange(30) % 4]).tolist() == np.lexsort((np.arange(30) % 4, key)).tolist()
+
+
+def test_counts_within_runs_as_bytes_or_not():
+    from nmr_etp.rules import _count_within
+
+    flags = np.array([True, False, True, True, False, True])
+    assert _count_within(flags, np.array([0, 2, 5])).tolist() == [1, 2, 1]
+    long = np.ones(700, dtype=bool)  # a run of more than 255 rows: not summed as bytes
+    assert _count_within(long, np.array([0, 600])).tolist() == [600, 100]
+    assert _count_within(long, np.array([], dtype=np.int64)).tolist() == []
 
 
 def _reference_order(key, day, diag, line):
@@ -73,7 +97,8 @@ def test_session_order_of_every_path_is_the_reference_order(shuffle):
         key, day, diag = key[by_date], day[by_date], diag[by_date]
     elif shuffle == "lines out of order":
         line = rng.permutation(line)
-    order, key_s, day_s, diag_s = _order_by_key(key, day, diag, line)
+    in_file_order = shuffle != "lines out of order"
+    order, key_s, day_s, diag_s = _order_by_key(key.copy(), day, diag, None if in_file_order else line)
     expected = _reference_order(key, day, diag, line)
     assert order.tolist() == expected.tolist()
     assert key_s.tolist() == key[expected].tolist()

@@ -125,21 +125,29 @@ def _patients(context: CalculationContext) -> list[dict]:
     day = _days(s["session_date"], dtype=np.int32)  # half the memory of int64 for 5 M séances
     diag = s["kind"].eq("diagnostic").to_numpy(dtype=bool)
     line = s["_line"].to_numpy()
-
-    key = _patient_key([cell, patient_code])
-    order, key_s, day_s, diag_s = _order_by_key(key, day, diag, line)
-    first_of_patient = np.r_[True, key_s[1:] != key_s[:-1]]
     # authorised days of each (contract, programme) cell's programme (a missing end: none)
     never = np.iinfo(np.int32).max
     auth_from = np.append(_days(progs["authorised_from"], missing=never, dtype=np.int32), never)[grid]
     auth_to = np.append(_days(progs["authorised_to"], missing=never, dtype=np.int32), never)[grid]
     auth_to[grid < 0] = -1
-    o_authorised = ((day >= auth_from[cell]) & (day <= auth_to[cell]))[order]
+    authorised = day >= auth_from[cell]
+    authorised &= day <= auth_to[cell]
+
+    # Each big array is let go as soon as it is used: the next ones reuse its memory (see
+    # nmr_engine.memory), instead of pages never touched before.
+    key = _patient_key([cell, patient_code], in_place=True)  # the cells become the keys
+    del cell
+    in_file_order = bool((line[1:] > line[:-1]).all())
+    order, key_s, day_s, diag_s = _order_by_key(key, day, diag, line if not in_file_order else None)
+    del key, day, diag
+    first_of_patient = np.r_[True, key_s[1:] != key_s[:-1]]
+    o_authorised = authorised[order]
+    del authorised
 
     records = []
     rows_out = order[~o_authorised]
     unauthorised = _session_rows(s, rows_out, ["programme_id"], attrs)
-    rows_prog = grid[cell[rows_out]]
+    rows_prog = grid[_cells(contract_code[rows_out], programme_code[rows_out], len(programme_ids), len(grid) - 1)]
     for col in ("title", "authorised_from", "authorised_to"):
         unauthorised[col] = _take(progs[col], rows_prog)
     unauthorised = in_computed_periods(context, unauthorised)
@@ -178,18 +186,23 @@ def _patients(context: CalculationContext) -> list[dict]:
     counted[orphan_rows] = False
     # A cycle whose diagnostic is not authorised has no authorised diagnostic row.
     keep = np.logical_or.reduceat(counted, starts) & (cycle_zero | o_authorised[starts])
-    sessions = np.add.reduceat(counted & ~diag_s, starts, dtype=np.int64)[keep]
+    sessions = _count_within(counted & ~diag_s, starts)[keep]
     if sessions.size == 0:
         return records
     # the rows not counted out of the reductions, in place (the sorted days are not needed after)
     uncounted = ~counted
     day_s[uncounted] = np.iinfo(day_s.dtype).min
     completed_day = np.maximum.reduceat(day_s, starts)[keep]
-    line_s = line[order]
-    line_s[uncounted] = np.iinfo(line_s.dtype).max
-    first_line = np.minimum.reduceat(line_s, starts)[keep]
     starts_kept = starts[keep]
     cycle_contract = contract_code[order[starts_kept]]
+    if in_file_order:  # the least file line is the least row: the order, no longer needed, in place
+        order[uncounted] = len(line)
+        first_line = line[np.minimum.reduceat(order, starts)[keep]]
+    else:
+        line_s = line[order]
+        line_s[uncounted] = np.iinfo(line_s.dtype).max
+        first_line = np.minimum.reduceat(line_s, starts)[keep]
+    del order
     cycle_patient = key_s[starts_kept]
     completed = (completed_day.astype(np.int64) * _NS_PER_DAY).view("datetime64[ns]")
     # The cycle belongs to the period of its completion date.
@@ -439,16 +452,17 @@ def _required_at(context: CalculationContext, s: pd.DataFrame, rows: np.ndarray)
     return column, attrs.evolve(column, index=column.index[rows]).values(missing=True).astype(bool)
 
 
-def _patient_key(codes: list[np.ndarray]) -> np.ndarray:
+def _patient_key(codes: list[np.ndarray], in_place: bool = False) -> np.ndarray:
     """One non-negative int64 per row for its tuple of ``codes`` (-1: missing), in the order of
-    the tuples (missing first, as ``np.lexsort`` puts -1)."""
+    the tuples (missing first, as ``np.lexsort`` puts -1). ``in_place``: the first codes, when
+    int64, become the key (no copy)."""
     codes = [np.asarray(c) for c in codes]
     sizes = [int(c.max(initial=-1)) + 2 for c in codes]
     if int(np.prod(sizes, dtype=object)) >= 2**62:  # too many distinct values for one key
         stacked = np.stack([c.astype(np.int64) for c in codes])
         return np.unique(stacked, axis=1, return_inverse=True)[1].reshape(-1).astype(np.int64)
     # (((c0 + 1) × s1 + c1 + 1) × s2 + c2 + 1)…: the ones added once at the end, in place
-    key = codes[0].astype(np.int64)
+    key = codes[0] if in_place and codes[0].dtype == np.int64 else codes[0].astype(np.int64)
     offset = 1
     for c, size in zip(codes[1:], sizes[1:], strict=True):
         key *= size
@@ -458,10 +472,11 @@ def _patient_key(codes: list[np.ndarray]) -> np.ndarray:
     return key
 
 
-def _order_by_key(key: np.ndarray, day: np.ndarray, diag: np.ndarray, line: np.ndarray):
+def _order_by_key(key: np.ndarray, day: np.ndarray, diag: np.ndarray, line: np.ndarray | None):
     """Row order by ``key``, day, diagnostic first, file line — what ``sort_values`` on the text
     columns gives for codes in text order — with, in that order, the keys, the days and whether
-    the row is a diagnostic.
+    the row is a diagnostic. ``line`` None: the rows are in file order (their lines rise). The
+    key is sorted in place (it is not the caller's to use after).
 
     Séances are usually listed by date (and a patient's diagnostic before his séances of the same
     day): then one sort by key keeps that order within each key, which is checked; otherwise the
@@ -469,18 +484,25 @@ def _order_by_key(key: np.ndarray, day: np.ndarray, diag: np.ndarray, line: np.n
     if not key.size:
         return np.zeros(0, dtype=np.int64), key, day, np.asarray(diag, dtype=bool)
     low = int(day.min())
-    day2 = (day - low) * 2 + ~np.asarray(diag, dtype=bool)  # day, then the diagnostic first
-    if not bool((line[1:] > line[:-1]).all()):  # rows not in file order: the line breaks ties
+    day2 = day - low  # day, then the diagnostic first
+    day2 *= 2
+    day2 += ~np.asarray(diag, dtype=bool)
+    if line is not None:  # rows not in file order: the line breaks ties
         order = np.lexsort((line, day2, key))
         key_s, day2_s = key[order], day2[order]
     else:
-        order, key_s = sort_key(key)
+        order, key_s = sort_key(key, overwrite=True)
         day2_s = day2[order]
         if bool(((key_s[1:] == key_s[:-1]) & (day2_s[1:] < day2_s[:-1])).any()):
+            key = np.empty_like(key_s)  # the rows' keys again (sorted in place above)
+            key[order] = key_s
             by_day = sort_rows([day2])
             order = by_day[sort_rows([key[by_day]])]
             key_s, day2_s = key[order], day2[order]
-    return order, key_s, (day2_s >> 1) + low, (day2_s & 1) == 0
+    diag_s = (day2_s & 1) == 0
+    day2_s >>= 1
+    day2_s += low
+    return order, key_s, day2_s, diag_s
 
 
 def _period_rows(history: pd.DataFrame, contracts, contract_code: np.ndarray, days: np.ndarray) -> np.ndarray:
@@ -507,6 +529,18 @@ def _selected_history(context: CalculationContext) -> np.ndarray:
     keys = pd.MultiIndex.from_arrays([context.history["contract_id"], context.history["period_id"]])
     wanted = pd.MultiIndex.from_arrays([context.periods["contract_id"], context.periods["period_id"]])
     return np.asarray(keys.isin(wanted), dtype=bool)
+
+
+def _count_within(flags: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """The True ``flags`` of each run beginning at ``starts`` (ascending, the first 0), as int64:
+    summed as bytes when no run is longer than 255 rows (no int64 copy of the flags)."""
+    flags = np.asarray(flags, dtype=bool)
+    if not starts.size:
+        return np.zeros(0, dtype=np.int64)
+    longest = int(np.diff(starts, append=flags.size).max())
+    if longest <= np.iinfo(np.uint8).max:
+        return np.add.reduceat(flags.view(np.uint8), starts, dtype=np.uint8).astype(np.int64)
+    return np.add.reduceat(flags, starts, dtype=np.int64)
 
 
 def _cumsum_within(flags: np.ndarray, first: np.ndarray) -> np.ndarray:

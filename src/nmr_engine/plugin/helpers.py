@@ -365,6 +365,10 @@ def _lines_text(file: str, shown: list[str], more: bool) -> str:
     return f"{file}, ligne(s) {', '.join(shown)}{'…' if more else ''}"
 
 
+#: Rows at a time where a pass would otherwise make an array of every row (e.g. positions).
+_CHUNK = 1 << 20
+
+
 def sort_rows(keys: Sequence[np.ndarray], sizes: Sequence[int] | None = None) -> np.ndarray:
     """Row order by the non-negative integer ``keys`` (the first the major one), ties in row
     order: what ``np.lexsort(keys[::-1])`` gives (a stable sort).
@@ -390,16 +394,18 @@ def sort_rows(keys: Sequence[np.ndarray], sizes: Sequence[int] | None = None) ->
         packed *= max(int(size), 1)
         packed += key
     packed <<= row_bits
-    packed |= np.arange(n, dtype=np.int64)
+    for start in range(0, n, _CHUNK):  # the row positions, a chunk at a time (no array of n)
+        packed[start : start + _CHUNK] |= np.arange(start, min(start + _CHUNK, n), dtype=np.int64)
     packed.sort()
     packed &= (1 << row_bits) - 1  # the row positions, in place
     return packed
 
 
-def sort_key(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def sort_key(key: np.ndarray, overwrite: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Row order by one non-negative integer ``key`` (ties in row order, as :func:`sort_rows`) and
     ``key`` in that order: both read from the one packed sort (the sorted key is not gathered
-    from the rows again, a pass of random reads at millions of rows)."""
+    from the rows again, a pass of random reads at millions of rows). ``overwrite``: an int64
+    ``key`` may be sorted in place (then returned as the sorted key), sparing a copy."""
     key = np.asarray(key)
     n = len(key)
     if n == 0:
@@ -408,8 +414,10 @@ def sort_key(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if int(key.min()) < 0 or (int(key.max()) + 1).bit_length() + row_bits > 63:
         order = sort_rows([key])
         return order, key[order].astype(np.int64, copy=False)
-    packed = np.left_shift(key, row_bits, dtype=np.int64)
-    packed |= np.arange(n, dtype=np.int64)
+    in_place = overwrite and key.dtype == np.int64 and key.flags.writeable
+    packed = np.left_shift(key, row_bits, out=key if in_place else None, dtype=np.int64)
+    for start in range(0, n, _CHUNK):  # the row positions, a chunk at a time (no array of n)
+        packed[start : start + _CHUNK] |= np.arange(start, min(start + _CHUNK, n), dtype=np.int64)
     packed.sort()
     order = packed & ((1 << row_bits) - 1)
     packed >>= row_bits  # the keys, in place
