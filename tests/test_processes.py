@@ -151,6 +151,22 @@ def test_free_memory_is_handed_back_before_the_fork_only(monkeypatch):
     assert calls == [os.getpid()] and len(set(pids)) == 2
 
 
+def test_the_childrens_exit_is_not_waited_for(monkeypatch):
+    from concurrent.futures import ProcessPoolExecutor
+
+    asked = []
+    shutdown = ProcessPoolExecutor.shutdown
+
+    def spy(self, wait=True, *, cancel_futures=False):
+        asked.append(wait)
+        return shutdown(self, wait=wait, cancel_futures=cancel_futures)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "shutdown", spy)
+    pids = [pid for _, pid in in_processes(_where, ["a", "b", "c"], [3, 2, 1], 2)]
+    assert len(set(pids)) == 2  # every result is back before: only the exit of the idle child is left
+    assert asked[:1] == [False]
+
+
 def test_an_item_whose_child_died_is_computed_again_here():
     parent = os.getpid()
 

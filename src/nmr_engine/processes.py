@@ -229,19 +229,22 @@ def in_processes(
     outcomes: dict[int, Any] = {}
     failed: set[int] = set()
     release_free_memory()  # no page freed so far is then shared, to be copied on its first write
+    pool = None
     try:
-        with ProcessPoolExecutor(participants - 1, mp_context=context) as pool:
-            # a few items per task when there are many (contract files), one when few (modules)
-            children = _Children(pool, participants - 1, max(1, len(items) // (8 * participants)))
-            for i in _claimed(0):
-                try:
-                    outcomes[i] = work(items[i])
-                except Exception as exc:  # raised below, in item order
-                    outcomes[i] = exc
-                    failed.add(i)
-            for i, ok, value in children.wait(received):
-                outcomes[i] = value if ok else _AGAIN
+        pool = ProcessPoolExecutor(participants - 1, mp_context=context)
+        # a few items per task when there are many (contract files), one when few (modules)
+        children = _Children(pool, participants - 1, max(1, len(items) // (8 * participants)))
+        for i in _claimed(0):
+            try:
+                outcomes[i] = work(items[i])
+            except Exception as exc:  # raised below, in item order
+                outcomes[i] = exc
+                failed.add(i)
+        for i, ok, value in children.wait(received):
+            outcomes[i] = value if ok else _AGAIN
     finally:
+        if pool is not None:  # every task has ended: the children's exit (their memory handed back
+            pool.shutdown(wait=False, cancel_futures=True)  # to the system) is not waited for
         _SHARED.clear()
         _SHARED.update(outer)
         shutil.rmtree(spill, ignore_errors=True)
