@@ -19,6 +19,11 @@ def test_pairs_equal_pair_rows_with_one_or_several_periods_per_contract():
         fast, plain = rules._pairs(left, right), pair_rows(left, right)
         assert [a.tolist() for a in fast] == [a.tolist() for a in plain]
     assert [a.tolist() for a in rules._pairs(left, pd.Series(["A", "B", "D"], dtype="str"))] == [[0, 1, 4], [1, 0, 1]]
+    every = pd.Series(["B", "A", "C", "B"], dtype="category")  # each row pairs once: the rows themselves
+    right = pd.Series(["A", "B", "C"], dtype="str")
+    rows, periods = rules._pairs(every, right)
+    assert rows is None and periods.tolist() == pair_rows(every, right)[1].tolist() == [1, 0, 2, 1]
+    assert pair_rows(every, right)[0].tolist() == [0, 1, 2, 3]
 
 
 def test_younger_than_whole_years_around_birthdays_and_29_february():
