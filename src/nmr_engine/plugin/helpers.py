@@ -369,6 +369,14 @@ def _lines_text(file: str, shown: list[str], more: bool) -> str:
 _CHUNK = 1 << 20
 
 
+def _or_positions(packed: np.ndarray) -> None:
+    """Each row's position OR-ed into ``packed`` (int64, in place), a chunk of rows at a time:
+    no array of every position."""
+    n = len(packed)
+    for start in range(0, n, _CHUNK):
+        packed[start : start + _CHUNK] |= np.arange(start, min(start + _CHUNK, n), dtype=np.int64)
+
+
 def sort_rows(keys: Sequence[np.ndarray], sizes: Sequence[int] | None = None) -> np.ndarray:
     """Row order by the non-negative integer ``keys`` (the first the major one), ties in row
     order: what ``np.lexsort(keys[::-1])`` gives (a stable sort).
@@ -394,8 +402,7 @@ def sort_rows(keys: Sequence[np.ndarray], sizes: Sequence[int] | None = None) ->
         packed *= max(int(size), 1)
         packed += key
     packed <<= row_bits
-    for start in range(0, n, _CHUNK):  # the row positions, a chunk at a time (no array of n)
-        packed[start : start + _CHUNK] |= np.arange(start, min(start + _CHUNK, n), dtype=np.int64)
+    _or_positions(packed)
     packed.sort()
     packed &= (1 << row_bits) - 1  # the row positions, in place
     return packed
@@ -416,8 +423,7 @@ def sort_key(key: np.ndarray, overwrite: bool = False) -> tuple[np.ndarray, np.n
         return order, key[order].astype(np.int64, copy=False)
     in_place = overwrite and key.dtype == np.int64 and key.flags.writeable
     packed = np.left_shift(key, row_bits, out=key if in_place else None, dtype=np.int64)
-    for start in range(0, n, _CHUNK):  # the row positions, a chunk at a time (no array of n)
-        packed[start : start + _CHUNK] |= np.arange(start, min(start + _CHUNK, n), dtype=np.int64)
+    _or_positions(packed)
     packed.sort()
     order = packed & ((1 << row_bits) - 1)
     packed >>= row_bits  # the keys, in place
